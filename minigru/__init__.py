@@ -1,0 +1,14 @@
+"""minigru: gated recurrent networks from scratch, for people who want to understand them.
+
+    import minigru as mg
+    cell = mg.cell("gru")                       # forward, backward, step, init
+    mg.VARIANTS                                 # the 15 variants of VARIANTS.md
+    mg.gradcheck("gru")                         # every gradient against finite differences
+"""
+
+from .cell import Cell, cell
+from .cells import VARIANTS
+from .gradcheck import gradcheck
+
+__version__ = "0.1.0"
+__all__ = ["VARIANTS", "Cell", "cell", "gradcheck", "__version__"]

@@ -1,0 +1,93 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises a ``TypeError`` (wrong kind of object or dtype) or a ``ValueError``
+(wrong shape or value) whose message names the argument, what was expected and what
+was given. Nothing is ever broadcast or cast silently.
+"""
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(name, dtype):
+    """``dtype`` as a ``np.dtype`` that must be float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def array(name, a, shape, dtype, legend=None):
+    """Check that ``a`` is an ndarray of exactly ``shape`` and ``dtype``.
+
+    ``shape`` is a tuple whose entries are ints (must match) or None (any size);
+    ``legend`` names the axes for the message, e.g. ``"(T, B, I)"``.
+    """
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
+    if a.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but the parameters are {np.dtype(dtype)}: "
+            f"cast one of them (e.g. {name}.astype(np.{np.dtype(dtype)}))"
+        )
+    want = _shape_text(shape, legend)
+    if a.ndim != len(shape):
+        raise ValueError(f"{name} must be {len(shape)}-D {want}, got shape {a.shape}")
+    for got, expected in zip(a.shape, shape):
+        if expected is not None and got != expected:
+            raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+    return a
+
+
+def _shape_text(shape, legend):
+    dims = ", ".join("?" if s is None else str(s) for s in shape)
+    dims = f"({dims}{',' if len(shape) == 1 else ''})"
+    return f"{legend} = {dims}" if legend else dims
+
+
+def params(name, p, shapes):
+    """Check a parameter dict: exactly the keys of ``shapes``, each of that shape, one float dtype."""
+    if not isinstance(p, dict):
+        raise TypeError(f"{name} must be a dict of parameter arrays, got {type(p).__name__}")
+    if set(p) != set(shapes):
+        missing = sorted(set(shapes) - set(p))
+        extra = sorted(set(p) - set(shapes))
+        raise ValueError(
+            f"{name} must have exactly the keys {sorted(shapes)}; "
+            f"missing {missing}, unexpected {extra}"
+        )
+    dtype = None
+    for key, shape in shapes.items():
+        a = p[key]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}[{key!r}] must be a numpy.ndarray, got {type(a).__name__}")
+        dtype = dtype or a.dtype
+        if a.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name}[{key!r}] must be float32 or float64, got dtype {a.dtype}")
+        if a.dtype != dtype:
+            raise TypeError(f"{name} mixes dtypes: {name}[{key!r}] is {a.dtype}, others are {dtype}")
+        if a.shape != tuple(shape):
+            raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}, got {a.shape}")
+    return dtype
+
+
+def positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def probability(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a float in [0, 1), got {type(value).__name__} {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)

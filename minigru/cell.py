@@ -1,0 +1,215 @@
+"""``mg.cell(name, backend)``: the functional cell API of API.md.
+
+A ``Cell`` is a thin, checked front to one variant's functions on one backend. It holds no
+parameters: ``init`` returns them as a dict, and ``forward``/``backward``/``step`` take them as
+their first argument. It holds only the variant's options (rru's dropout rate and its random
+generator, ligru's momentum) and, for ligru, the running statistics that evaluation mode uses.
+
+Dimension legend, used throughout the package: T steps, B batch, I input, H hidden, O output,
+G gate blocks.
+
+NaN and infinity are not scanned for: like PyTorch, a NaN in ``x`` or the state flows into the
+outputs and gradients it touches (the rows of its batch entry from its time step on; every row in
+ligru's training mode, whose batch statistics mix rows). Checking would cost a pass over the data
+on the hot path; the training loop checks the loss instead.
+"""
+
+import numpy as np
+
+from . import _check
+from .cells import BACKENDS, VARIANTS, get_variant
+
+
+def cell(name, backend="numpy", **options):
+    """Return the ``Cell`` of variant ``name`` on ``backend``.
+
+    ``options`` are the variant's options (see ``Cell.options``), e.g. ``dropout=0.1, seed=0``
+    for rru or ``momentum=0.1`` for ligru; they can also be given to ``init``.
+    """
+    return Cell(name, backend, **options)
+
+
+class Cell:
+    """Forward, backward and step of one variant on one backend, with checked arguments."""
+
+    def __init__(self, name, backend="numpy", **options):
+        self.variant = get_variant(name)
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        self._fns = BACKENDS[backend](self.variant)
+        self.options = {**self.variant.init_options, **self.variant.run_options}
+        if "dropout" in self.variant.run_options:
+            self.options["seed"] = None
+        self.buffers = None
+        self._set_options(options)
+
+    @property
+    def name(self):
+        return self.variant.name
+
+    def __repr__(self):
+        return f"Cell({self.name!r}, backend={self.backend!r})"
+
+    def _set_options(self, options):
+        for key, value in options.items():
+            if key not in self.options:
+                valid = sorted(self.options) or "none"
+                raise TypeError(f"{self.name} has no option {key!r}; its options are {valid}")
+            if key == "dropout":
+                value = _check.probability("dropout", value)
+            elif key == "momentum":
+                value = _check.probability("momentum", value)
+            elif key == "multiplier":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise ValueError(f"multiplier must be a positive number, got {value!r}")
+            elif key == "output_size" and value is not None:
+                value = _check.positive_int("output_size", value)
+            self.options[key] = value
+        if "seed" in self.options:
+            self._rng = np.random.default_rng(self.options["seed"])
+
+    # ------------------------------------------------------------------ parameters
+    def param_shapes(self, input_size, hidden_size, **options):
+        """``{name: shape}`` of the parameters for these sizes (VARIANTS.md)."""
+        opts = self._init_opts(options)
+        return self.variant.shapes(_check.positive_int("input_size", input_size),
+                                   _check.positive_int("hidden_size", hidden_size), **opts)
+
+    def num_params(self, input_size, hidden_size, **options):
+        shapes = self.param_shapes(input_size, hidden_size, **options)
+        return sum(int(np.prod(s)) for s in shapes.values())
+
+    def _init_opts(self, options):
+        for key in options:
+            if key not in self.variant.init_options:
+                valid = sorted(self.variant.init_options) or "none"
+                raise TypeError(f"{self.name} has no shape option {key!r}; they are {valid}")
+        return {k: options.get(k, self.options[k]) for k in self.variant.init_options}
+
+    def init(self, input_size, hidden_size, rng=None, dtype=np.float64, **options):
+        """New parameters ``{name: array}`` with the shapes of VARIANTS.md.
+
+        ``rng`` is a ``np.random.Generator`` (default: a fresh unseeded one); ``dtype`` float32
+        or float64. Options given here are recorded on the cell, as if given to ``mg.cell``.
+        """
+        input_size = _check.positive_int("input_size", input_size)
+        hidden_size = _check.positive_int("hidden_size", hidden_size)
+        dtype = _check.float_dtype("dtype", dtype)
+        if rng is None:
+            rng = np.random.default_rng()
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        self._set_options(options)
+        opts = self._init_opts({})
+        p = self.variant.init(input_size, hidden_size, rng, dtype, **opts)
+        if self.variant.init_buffers is not None:
+            self.buffers = self.variant.init_buffers(p)
+        return p
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self, p):
+        if not isinstance(p, dict):
+            raise TypeError(f"p must be a dict of parameter arrays, got {type(p).__name__}")
+        try:
+            sizes = self.variant.sizes(p)
+        except (KeyError, AttributeError, IndexError, TypeError):
+            sizes = None
+        if sizes is None:
+            # The keys or ranks are wrong: report against the shapes of a tiny instance.
+            expected = self.variant.shapes(1, 1, **self._init_opts({}))
+            _check.params("p", p, expected)
+            raise ValueError(f"p does not hold a consistent set of {self.name} parameters")
+        dtype = _check.params("p", p, self.variant.shapes(**sizes))
+        return sizes, dtype
+
+    def _check_state(self, name, state, B, H, dtype):
+        legend = "(B, H)"
+        if self.variant.lstm_state:
+            if not (isinstance(state, tuple) and len(state) == 2):
+                raise TypeError(f"{name} of lstm must be a tuple (h, c) of (B, H) arrays, "
+                                f"got {type(state).__name__}")
+            return tuple(_check.array(f"{name}[{i}]", s, (B, H), dtype, legend)
+                         for i, s in enumerate(state))
+        if isinstance(state, tuple):
+            raise TypeError(f"{name} of {self.name} must be an array (B, H), got a tuple")
+        return _check.array(name, state, (B, H), dtype, legend)
+
+    def _zero_state(self, B, H, dtype):
+        h = np.zeros((B, H), dtype)
+        return (h, h.copy()) if self.variant.lstm_state else h
+
+    def _run_kwargs(self, training, buffers, rng):
+        kw = {}
+        run = self.variant.run_options
+        if "dropout" in run:
+            kw["dropout"] = self.options["dropout"] if training else 0.0
+            kw["rng"] = self._rng if rng is None else rng
+        if "momentum" in run:
+            kw["momentum"] = self.options["momentum"]
+            kw["buffers"] = self.buffers if buffers is None else buffers
+            if kw["buffers"] is None and not training:
+                raise ValueError(f"{self.name} in evaluation mode needs its running statistics: "
+                                 "call cell.init first or pass buffers=")
+        return kw
+
+    # ------------------------------------------------------------------ the API
+    def forward(self, p, x, state0=None, training=True, *, buffers=None, rng=None):
+        """ys (T, B, O), final state, cache = forward over the sequence ``x`` (T, B, I).
+
+        ``training`` switches rru's dropout and ligru's batch statistics. ``buffers`` overrides
+        the cell's ligru running statistics (updated in place when training); ``rng`` overrides
+        the cell's generator for rru's dropout mask.
+        """
+        sizes, dtype = self._check_params(p)
+        I, H = sizes["input_size"], sizes["hidden_size"]
+        _check.array("x", x, (None, None, I), dtype, "(T, B, I)")
+        T, B, _ = x.shape
+        if T == 0 or B == 0:
+            raise ValueError(f"x must have at least one step and one batch row, got shape {x.shape}")
+        if state0 is None:
+            state0 = self._zero_state(B, H, dtype)
+        else:
+            state0 = self._check_state("state0", state0, B, H, dtype)
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be a bool, got {type(training).__name__}")
+        kw = self._run_kwargs(bool(training), buffers, rng)
+        ys, state, cache = self._fns.forward(p, x, state0, bool(training), **kw)
+        cache["variant"] = self.name
+        cache["shapes"] = (T, B, I, H, ys.shape[2])
+        return ys, state, cache
+
+    def backward(self, p, cache, dys, dstate=None):
+        """dx (T, B, I), dstate0, grads = backward through the forward that made ``cache``.
+
+        ``dys`` (T, B, O) is dLoss/dys; ``dstate`` is dLoss/d(final state), or None for zero.
+        ``grads`` has exactly the keys of ``p``.
+        """
+        sizes, dtype = self._check_params(p)
+        if not isinstance(cache, dict) or "variant" not in cache:
+            raise TypeError("cache must be the cache returned by forward")
+        if cache["variant"] != self.name:
+            raise ValueError(f"cache comes from a {cache['variant']} forward, not {self.name}")
+        T, B, I, H, O = cache["shapes"]
+        if (I, H) != (sizes["input_size"], sizes["hidden_size"]):
+            raise ValueError(f"cache was made with input_size={I}, hidden_size={H}; "
+                             f"p has {sizes['input_size']}, {sizes['hidden_size']}")
+        _check.array("dys", dys, (T, B, O), dtype, "(T, B, O)")
+        if dstate is None:
+            dstate = self._zero_state(B, H, dtype)
+        else:
+            dstate = self._check_state("dstate", dstate, B, H, dtype)
+        return self._fns.backward(p, cache, dys, dstate)
+
+    def step(self, p, x_t, state=None, *, buffers=None):
+        """y (B, O), new state = one step of inference (evaluation mode, no cache)."""
+        sizes, dtype = self._check_params(p)
+        I, H = sizes["input_size"], sizes["hidden_size"]
+        _check.array("x_t", x_t, (None, I), dtype, "(B, I)")
+        B = x_t.shape[0]
+        if state is None:
+            state = self._zero_state(B, H, dtype)
+        else:
+            state = self._check_state("state", state, B, H, dtype)
+        kw = self._run_kwargs(False, buffers, None)
+        return self._fns.step(p, x_t, state, **kw)

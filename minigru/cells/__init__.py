@@ -1,0 +1,49 @@
+"""The variants of VARIANTS.md, one module per cell family, and the backends that run them.
+
+Each family module exposes ``VARIANTS``, a tuple of ``Variant`` records (see ``_variant.py``).
+"""
+
+from dataclasses import replace
+from importlib import import_module
+
+# Family modules, in the order VARIANTS.md presents them.
+FAMILIES = ("elman", "lstm", "gru", "lngru", "ligru", "mgu", "rru", "mingru")
+
+# The order of mg.VARIANTS (and of `minigru variants`).
+ORDER = ("rnn", "lstm", "gru", "gru_v3", "gru1", "gru2", "gru3", "lngru", "ligru",
+         "mgu", "mgu1", "mgu2", "mgu3", "rru", "mingru")
+
+REGISTRY = {}
+for _family in FAMILIES:
+    try:  # DEVELOPMENT ONLY: tolerate families not written yet
+        _mod = import_module(f"{__name__}.{_family}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{_family}":
+            raise
+        continue
+    for _v in _mod.VARIANTS:
+        REGISTRY[_v.name] = replace(_v, family=_family)
+
+VARIANTS = tuple(n for n in ORDER if n in REGISTRY)
+
+
+def get_variant(name):
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ValueError(f"unknown variant {name!r}; the variants are {', '.join(VARIANTS)}")
+    return REGISTRY[name]
+
+
+def _numpy_backend(variant):
+    return variant
+
+
+def _not_yet(backend):
+    def make(variant):
+        raise NotImplementedError(
+            f"backend {backend!r} is not implemented yet in this version of minigru; "
+            f"use backend='numpy'")
+    return make
+
+
+# backend name -> function(variant) returning an object with forward, backward, step.
+BACKENDS = {"numpy": _numpy_backend, "numba": _not_yet("numba"), "cuda": _not_yet("cuda")}

@@ -1,0 +1,47 @@
+"""What a variant is, for the rest of the package: its equations as code plus a little metadata.
+
+A cell family module (``gru.py``, ``mgu.py``, ...) defines, for each variant, plain functions
+
+    shapes(input_size, hidden_size, **opts) -> {name: shape}     parameter shapes, VARIANTS.md
+    sizes(p) -> {input_size, hidden_size, [opts]}                 read the sizes back from p
+    init(input_size, hidden_size, rng, dtype, **opts) -> p
+    forward(p, x, state0, training, **run) -> ys, state, cache
+    backward(p, cache, dys, dstate) -> dx, dstate0, grads
+    step(p, x_t, state, **run) -> y, state
+
+and registers them as a ``Variant``. The functions receive checked arguments only: ``state0``
+and ``dstate`` are arrays (zeros filled in), shapes and dtypes agree. Checking is the job of
+``minigru.cell.Cell``, so the family files hold the mathematics and nothing else.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    paper: str
+    equations: str                      # one line, for `minigru variants`
+    shapes: Callable
+    sizes: Callable
+    init: Callable
+    forward: Callable
+    backward: Callable
+    step: Callable
+    lstm_state: bool = False            # state is (h, c) rather than h
+    init_options: dict = field(default_factory=dict)   # shape options with their defaults
+    run_options: dict = field(default_factory=dict)    # options forward/step read
+    init_buffers: Optional[Callable] = None            # (p) -> dict of untrained buffers
+    family: str = ""                                   # the module, set by the registry
+
+    def num_params(self, input_size, hidden_size, **opts):
+        return sum(int(np.prod(s)) for s in self.shapes(input_size, hidden_size, **opts).values())
+
+
+def uniform_init(shapes, hidden_size, rng, dtype):
+    """PyTorch's default for recurrent layers: every tensor ~ U(-1/sqrt(H), 1/sqrt(H))."""
+    k = 1.0 / np.sqrt(hidden_size)
+    return {name: rng.uniform(-k, k, size=shape).astype(dtype) for name, shape in shapes.items()}

@@ -1,0 +1,74 @@
+"""Agreement with PyTorch autograd, in float64, for every variant.
+
+Each variant's forward is transcribed into torch in ``tests/torchref`` from VARIANTS.md; torch's
+autograd then gives every gradient of ``L = sum(ys * R) + sum(state_T * S)``, which must equal
+minigru's hand-written backward.
+"""
+
+import numpy as np
+import pytest
+
+import minigru as mg
+from minigru.gradcheck import random_problem
+
+torch = pytest.importorskip("torch", reason="PyTorch is the test-time oracle: pip install torch")
+
+from torchref import REFERENCE  # noqa: E402  (needs torch)
+
+RTOL, ATOL = 1e-10, 1e-12
+
+
+def _t(a):
+    return torch.tensor(a, dtype=torch.float64, requires_grad=True)
+
+
+def _as_tuple(s):
+    return s if isinstance(s, tuple) else (s,)
+
+
+def _close(label, ours, theirs):
+    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
+    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=label)
+
+
+def torch_check(variant, training=True, options=None, seed=0, **sizes):
+    """Run minigru and the torch reference on one random problem and compare everything."""
+    cell, p, x, state0, R, S = random_problem(variant, seed=seed, options=options, **sizes)
+    buffers = None if cell.buffers is None else {k: v.copy() for k, v in cell.buffers.items()}
+    ys, state, cache = cell.forward(p, x, state0, training, buffers=buffers)
+    dx, dstate0, grads = cell.backward(p, cache, R, S)
+
+    tp = {k: _t(v) for k, v in p.items()}
+    tx = _t(x)
+    ts0 = tuple(_t(s) for s in _as_tuple(state0))
+    t_state0 = ts0 if cell.variant.lstm_state else ts0[0]
+    tys, tstate = REFERENCE[variant](tp, tx, t_state0, training=training, cell=cell, cache=cache)
+    loss = (tys * torch.from_numpy(R)).sum()
+    for s, w in zip(_as_tuple(tstate), _as_tuple(S)):
+        loss = loss + (s * torch.from_numpy(w)).sum()
+    loss.backward()
+
+    label = f"{variant} float64 training={training} {options or ''}"
+    _close(f"{label} ys", ys, tys)
+    for i, (s, ts) in enumerate(zip(_as_tuple(state), _as_tuple(tstate))):
+        _close(f"{label} final state[{i}]", s, ts)
+    _close(f"{label} dx", dx, tx.grad)
+    for name, d, ts in zip(("dh0", "dc0"), _as_tuple(dstate0), ts0):
+        _close(f"{label} {name}", d, ts.grad)
+    for k in p:
+        _close(f"{label} d{k}", grads[k], tp[k].grad)
+    return cell, cache
+
+
+@pytest.mark.parametrize("variant", mg.VARIANTS)
+def test_matches_torch_autograd(variant):
+    torch_check(variant, steps=7, batch=3, input_size=5, hidden_size=6)
+
+
+@pytest.mark.parametrize("variant", mg.VARIANTS)
+def test_matches_torch_autograd_in_evaluation_mode(variant):
+    torch_check(variant, training=False, seed=2)
+
+
+def test_every_variant_has_a_reference():
+    assert set(REFERENCE) == set(mg.VARIANTS)
