@@ -52,7 +52,8 @@ def _shape_text(shape, legend):
 
 
 def params(name, p, shapes):
-    """Check a parameter dict: exactly the keys of ``shapes``, each of that shape, one float dtype."""
+    """Check a parameter dict: exactly the keys of ``shapes``, each of that shape (None: any),
+    all of one float dtype; returns the dtype."""
     if not isinstance(p, dict):
         raise TypeError(f"{name} must be a dict of parameter arrays, got {type(p).__name__}")
     if set(p) != set(shapes):
@@ -72,7 +73,7 @@ def params(name, p, shapes):
             raise TypeError(f"{name}[{key!r}] must be float32 or float64, got dtype {a.dtype}")
         if a.dtype != dtype:
             raise TypeError(f"{name} mixes dtypes: {name}[{key!r}] is {a.dtype}, others are {dtype}")
-        if a.shape != tuple(shape):
+        if shape is not None and a.shape != tuple(shape):
             raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}, got {a.shape}")
     return dtype
 

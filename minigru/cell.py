@@ -41,6 +41,7 @@ class Cell:
         self.options = {**self.variant.init_options, **self.variant.run_options}
         if "dropout" in self.variant.run_options:
             self.options["seed"] = None
+            self._rng = np.random.default_rng()
         self.buffers = None
         self._set_options(options)
 
@@ -66,8 +67,8 @@ class Cell:
             elif key == "output_size" and value is not None:
                 value = _check.positive_int("output_size", value)
             self.options[key] = value
-        if "seed" in self.options:
-            self._rng = np.random.default_rng(self.options["seed"])
+            if key == "seed":
+                self._rng = np.random.default_rng(value)
 
     # ------------------------------------------------------------------ parameters
     def param_shapes(self, input_size, hidden_size, **options):
@@ -116,9 +117,13 @@ class Cell:
         except (KeyError, AttributeError, IndexError, TypeError):
             sizes = None
         if sizes is None:
-            # The keys or ranks are wrong: report against the shapes of a tiny instance.
+            # The sizes cannot be read from p: its keys or the ranks of its arrays are wrong.
             expected = self.variant.shapes(1, 1, **self._init_opts({}))
-            _check.params("p", p, expected)
+            _check.params("p", p, dict.fromkeys(expected))
+            for key, shape in expected.items():
+                if np.ndim(p[key]) != len(shape):
+                    raise ValueError(f"p[{key!r}] must be {len(shape)}-D, "
+                                     f"got shape {np.shape(p[key])}")
             raise ValueError(f"p does not hold a consistent set of {self.name} parameters")
         dtype = _check.params("p", p, self.variant.shapes(**sizes))
         return sizes, dtype
@@ -139,27 +144,43 @@ class Cell:
         h = np.zeros((B, H), dtype)
         return (h, h.copy()) if self.variant.lstm_state else h
 
-    def _run_kwargs(self, training, buffers, rng):
+    def _run_kwargs(self, p, dtype, training, buffers, rng):
         kw = {}
         run = self.variant.run_options
         if "dropout" in run:
             kw["dropout"] = self.options["dropout"] if training else 0.0
+            if rng is not None and not isinstance(rng, np.random.Generator):
+                raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
             kw["rng"] = self._rng if rng is None else rng
         if "momentum" in run:
             kw["momentum"] = self.options["momentum"]
-            kw["buffers"] = self.buffers if buffers is None else buffers
-            if kw["buffers"] is None and not training:
-                raise ValueError(f"{self.name} in evaluation mode needs its running statistics: "
-                                 "call cell.init first or pass buffers=")
+            kw["buffers"] = self._buffers(p, dtype, buffers)
         return kw
+
+    def _buffers(self, p, dtype, buffers):
+        """The given buffers, checked, or the cell's own (made from p if it has none yet)."""
+        if buffers is None:
+            if self.buffers is None:
+                self.buffers = self.variant.init_buffers(p)
+            buffers = self.buffers
+        expected = self.variant.init_buffers(p)
+        if not isinstance(buffers, dict):
+            raise TypeError(f"buffers must be a dict of arrays, got {type(buffers).__name__}")
+        if set(buffers) != set(expected):
+            raise ValueError(f"buffers must have exactly the keys {sorted(expected)}, "
+                             f"got {sorted(buffers)}")
+        for key, a in expected.items():
+            _check.array(f"buffers[{key!r}]", buffers[key], a.shape, dtype)
+        return buffers
 
     # ------------------------------------------------------------------ the API
     def forward(self, p, x, state0=None, training=True, *, buffers=None, rng=None):
         """ys (T, B, O), final state, cache = forward over the sequence ``x`` (T, B, I).
 
-        ``training`` switches rru's dropout and ligru's batch statistics. ``buffers`` overrides
-        the cell's ligru running statistics (updated in place when training); ``rng`` overrides
-        the cell's generator for rru's dropout mask.
+        ``training`` switches rru's dropout and ligru's batch statistics. ligru's running
+        statistics are ``cell.buffers`` (made by ``init``, or from ``p`` on first use), which a
+        training forward updates in place; ``buffers=`` uses another dict instead. ``rng``
+        overrides the cell's generator for rru's dropout mask.
         """
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
@@ -173,10 +194,11 @@ class Cell:
             state0 = self._check_state("state0", state0, B, H, dtype)
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be a bool, got {type(training).__name__}")
-        kw = self._run_kwargs(bool(training), buffers, rng)
+        kw = self._run_kwargs(p, dtype, bool(training), buffers, rng)
         ys, state, cache = self._fns.forward(p, x, state0, bool(training), **kw)
         cache["variant"] = self.name
         cache["shapes"] = (T, B, I, H, ys.shape[2])
+        cache["param_shapes"] = {k: v.shape for k, v in p.items()}
         return ys, state, cache
 
     def backward(self, p, cache, dys, dstate=None):
@@ -191,9 +213,10 @@ class Cell:
         if cache["variant"] != self.name:
             raise ValueError(f"cache comes from a {cache['variant']} forward, not {self.name}")
         T, B, I, H, O = cache["shapes"]
-        if (I, H) != (sizes["input_size"], sizes["hidden_size"]):
-            raise ValueError(f"cache was made with input_size={I}, hidden_size={H}; "
-                             f"p has {sizes['input_size']}, {sizes['hidden_size']}")
+        shapes = {k: v.shape for k, v in p.items()}
+        if shapes != cache["param_shapes"]:
+            raise ValueError(f"p has shapes {shapes} but the cache was made with parameters of "
+                             f"shapes {cache['param_shapes']}")
         _check.array("dys", dys, (T, B, O), dtype, "(T, B, O)")
         if dstate is None:
             dstate = self._zero_state(B, H, dtype)
@@ -211,5 +234,5 @@ class Cell:
             state = self._zero_state(B, H, dtype)
         else:
             state = self._check_state("state", state, B, H, dtype)
-        kw = self._run_kwargs(False, buffers, None)
+        kw = self._run_kwargs(p, dtype, False, buffers, None)
         return self._fns.step(p, x_t, state, **kw)

@@ -31,9 +31,12 @@ def _close(label, ours, theirs):
     np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=label)
 
 
-def torch_check(variant, training=True, options=None, seed=0, **sizes):
+def torch_check(variant, training=True, options=None, seed=0, zero_state=False, **sizes):
     """Run minigru and the torch reference on one random problem and compare everything."""
     cell, p, x, state0, R, S = random_problem(variant, seed=seed, options=options, **sizes)
+    if zero_state:
+        state0 = tuple(np.zeros_like(s) for s in state0) if isinstance(state0, tuple) \
+            else np.zeros_like(state0)
     buffers = None if cell.buffers is None else {k: v.copy() for k, v in cell.buffers.items()}
     ys, state, cache = cell.forward(p, x, state0, training, buffers=buffers)
     dx, dstate0, grads = cell.backward(p, cache, R, S)
@@ -68,6 +71,12 @@ def test_matches_torch_autograd(variant):
 @pytest.mark.parametrize("variant", mg.VARIANTS)
 def test_matches_torch_autograd_in_evaluation_mode(variant):
     torch_check(variant, training=False, seed=2)
+
+
+@pytest.mark.parametrize("variant", mg.VARIANTS)
+def test_matches_torch_autograd_from_the_zero_state(variant):
+    """The default state: lngru's layer norm of h U = 0 is the sharpest case (1/std = 1/sqrt(eps))."""
+    torch_check(variant, zero_state=True, seed=3)
 
 
 def test_every_variant_has_a_reference():

@@ -31,7 +31,9 @@ the gates no longer use are gone (``W`` is ``W_n`` in all three)::
     gru3:  r = σ(b_r),          z = σ(b_z)             W (I,H)  U (H,H)   b (3H) (U is U_n)
 
 The four reset-before variants share one forward and one backward: each parameter is split into
-its gate part (absent where the variant has none) and its candidate part ``W_n, U_n, b_n``.
+its gate part (absent where the variant has none) and its candidate part ``W_n, U_n, b_n``
+(``_gated.py``, a layout the MGU family shares); each variant's record at the end of this file
+says what its gates see: (x W_g, h U_g, b_g).
 
 Cache (what the backward needs), T steps, B batch, H hidden:
     x (T, B, I);  hs (T+1, B, H) = h_0 .. h_T;  r, z, n (T, B, H);
@@ -40,15 +42,12 @@ Cache (what the backward needs), T steps, B batch, H hidden:
 
 import numpy as np
 
+from . import _gated
 from ._math import sigmoid
 from ._variant import Variant, uniform_init
 
 CITATION_CHO = "Cho et al. 2014, arXiv 1406.1078"
 CITATION_DEY = "Dey & Salem 2017, Gate-variants of GRU"
-
-
-def _sizes(p):
-    return {"input_size": p["W"].shape[0], "hidden_size": p["U"].shape[0]}
 
 
 # ============================================================================ gru (reset after)
@@ -126,32 +125,6 @@ def gru_step(p, x_t, h):
 
 # ============================================================ gru_v3, gru1, gru2, gru3 (reset before)
 
-# What the gates r, z see in each variant: (x W_g, h U_g, b_g).
-_GATES_SEE = {
-    "gru_v3": (True, True, True),
-    "gru1": (False, True, True),
-    "gru2": (False, True, False),
-    "gru3": (False, False, True),
-}
-
-
-def _v3_shapes(name):
-    sees_x, sees_h, has_bias = _GATES_SEE[name]
-
-    def shapes(input_size, hidden_size):
-        I, H = input_size, hidden_size
-        return {"W": (I, (3 if sees_x else 1) * H),
-                "U": (H, (3 if sees_h else 1) * H),
-                "b": ((3 if has_bias else 1) * H,)}
-    return shapes
-
-
-def _split(p):
-    """Each of W, U, b as (gate part r|z or None, candidate part): the last H columns are n's."""
-    H = p["U"].shape[0]
-    return {k: (p[k][..., :-H] if p[k].shape[-1] > H else None, p[k][..., -H:]) for k in "WUb"}
-
-
 def _v3_cell(ag_t, xn_t, h, Ug, Un):
     """One step given the gates' and the candidate's input terms; returns h', r, z, n."""
     H = h.shape[1]
@@ -163,25 +136,12 @@ def _v3_cell(ag_t, xn_t, h, Ug, Un):
     return z * h + (1 - z) * n, r, z, n
 
 
-def _gate_inputs(x, parts):
-    """x W_g + b_g for all steps, (T, B, 2H), whichever of the two the variant has."""
-    (Wg, _), (bg, _) = parts["W"], parts["b"]
-    T, B, _ = x.shape
-    H2 = 2 * parts["U"][1].shape[0]
-    ag = np.zeros((), x.dtype)
-    if Wg is not None:
-        ag = x @ Wg
-    if bg is not None:
-        ag = ag + bg
-    return np.broadcast_to(ag, (T, B, H2))
-
-
 def v3_forward(p, x, h0, training=True):
-    parts = _split(p)
+    parts = _gated.split(p)
     (Ug, Un), (_, Wn), (_, bn) = parts["U"], parts["W"], parts["b"]
     T, B, _ = x.shape
     H = h0.shape[1]
-    ag = _gate_inputs(x, parts)                       # (T, B, 2H)
+    ag = _gated.gate_inputs(x, parts, 2 * H)         # (T, B, 2H)
     xn = x @ Wn + bn                                  # (T, B, H)
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
@@ -193,7 +153,7 @@ def v3_forward(p, x, h0, training=True):
 
 
 def v3_backward(p, cache, dys, dh_T):
-    parts = _split(p)
+    parts = _gated.split(p)
     (Wg, Wn), (Ug, Un), (bg, _) = parts["W"], parts["U"], parts["b"]
     x, hs, r, z, n = (cache[k] for k in ("x", "hs", "r", "z", "n"))
     T, B, H = n.shape
@@ -224,7 +184,7 @@ def v3_backward(p, cache, dys, dh_T):
         "U": (Hp.T @ dA_g if Ug is not None else None, (r * hs[:-1]).reshape(T * B, H).T @ dA_n),
         "b": (dA_g.sum(axis=0) if bg is not None else None, dA_n.sum(axis=0)),
     }
-    grads = {k: np.concatenate([a for a in g[k] if a is not None], axis=-1) for k in "WUb"}
+    grads = _gated.merge(g)
     dx = dan @ Wn.T
     if Wg is not None:
         dx += dag @ Wg.T
@@ -232,21 +192,16 @@ def v3_backward(p, cache, dys, dh_T):
 
 
 def v3_step(p, x_t, h):
-    parts = _split(p)
-    ag = _gate_inputs(x_t[None], parts)[0]
+    parts = _gated.split(p)
+    ag = _gated.gate_inputs(x_t[None], parts, 2 * p["U"].shape[0])[0]
     (Ug, Un), (_, Wn), (_, bn) = parts["U"], parts["W"], parts["b"]
     h, *_ = _v3_cell(ag, x_t @ Wn + bn, h, Ug, Un)
     return h, h
 
 
-def _v3_variant(name, paper, equations):
-    shapes = _v3_shapes(name)
-
-    def init(input_size, hidden_size, rng, dtype):
-        return uniform_init(shapes(input_size, hidden_size), hidden_size, rng, dtype)
-
-    return Variant(name=name, paper=paper, equations=equations, shapes=shapes, sizes=_sizes,
-                   init=init, forward=v3_forward, backward=v3_backward, step=v3_step)
+def _v3_variant(name, paper, equations, sees):
+    return _gated.variant(name, paper, equations, gates=2, sees=sees,
+                          forward=v3_forward, backward=v3_backward, step=v3_step)
 
 
 _UPDATE = "n=tanh(xW_n+(r⊙h)U_n+b_n); h'=z⊙h+(1-z)⊙n"
@@ -254,10 +209,11 @@ _UPDATE = "n=tanh(xW_n+(r⊙h)U_n+b_n); h'=z⊙h+(1-z)⊙n"
 VARIANTS = (
     Variant(name="gru", paper=CITATION_CHO + " v1 (PyTorch nn.GRU)",
             equations="r,z=σ(xW+hU+b); n=tanh(xW_n+b_n+r⊙(hU_n+c)); h'=z⊙h+(1-z)⊙n",
-            shapes=gru_shapes, sizes=_sizes, init=gru_init,
+            shapes=gru_shapes, sizes=_gated.sizes, init=gru_init,
             forward=gru_forward, backward=gru_backward, step=gru_step),
-    _v3_variant("gru_v3", CITATION_CHO + " v3 (reset before)", "r,z=σ(xW+hU+b); " + _UPDATE),
-    _v3_variant("gru1", CITATION_DEY, "r,z=σ(hU+b); " + _UPDATE),
-    _v3_variant("gru2", CITATION_DEY, "r,z=σ(hU); " + _UPDATE),
-    _v3_variant("gru3", CITATION_DEY, "r,z=σ(b); " + _UPDATE),
+    _v3_variant("gru_v3", CITATION_CHO + " v3 (reset before)", "r,z=σ(xW+hU+b); " + _UPDATE,
+                (True, True, True)),
+    _v3_variant("gru1", CITATION_DEY, "r,z=σ(hU+b); " + _UPDATE, (False, True, True)),
+    _v3_variant("gru2", CITATION_DEY, "r,z=σ(hU); " + _UPDATE, (False, True, False)),
+    _v3_variant("gru3", CITATION_DEY, "r,z=σ(b); " + _UPDATE, (False, False, True)),
 )

@@ -1,0 +1,182 @@
+"""rru: the Residual Recurrent Unit, a recurrent cell without gates.
+
+Zakovskis, Draguns, Gaile, Ozolins & Freivalds 2021, "Gates are not what you need in RNNs"
+(arXiv 2108.00527), as in the official code with one ReLU layer::
+
+    u  = [x | h]                                (I+H)
+    a  = relu(RMS(u J + j))                     (M),  M = round(multiplier · (I+H)), multiplier 2
+    d  = dropout(a)                             training only, rate `dropout` (default 0)
+    [c | o] = d V + v                           (H + O)
+    h' = h ⊙ σ(10 · s) + c ⊙ Z                  (ReZero: Z starts at 0)
+    output o_t,  state h'
+    RMS(v) = v / sqrt(mean(v²) + 1e-6)          over the M features of each row, no gain
+
+    J (I+H, M)  j (M)  V (M, H+O)  v (H+O)  s (H)  Z (H);  O = output_size (default H)
+
+The state is carried by a residual path, ``h ⊙ σ(10 s)``, that no input can close: what the cell
+adds, ``c ⊙ Z``, comes from a two-layer ReLU network of ``[x | h]``. The output ``o`` is a second
+head of that network, so it has its own width O and is not the state.
+
+Official code (github.com/LUMII-Syslab/RRU, ``cells/RRUCell.py``, ``relu_layers=1``) to these
+names: ``J/kernel``, ``J/bias`` are J, j; ``W/kernel``, ``W/bias`` (the paper's ``[W^c | W^o]``)
+are V, v; ``S/bias`` is s; ``W_smul/bias`` (ReZero) is Z. Its ``instance_norm`` is RMS above
+(no centring, no gain); the 10 is its ``mul_lr_multiplier``, which makes Adam move σ's argument
+ten times faster. Initialisation as there: glorot-uniform J, V; zero j, v, Z;
+``s = logit(U(0.01, 0.99)) / 10``. Two defaults differ: minigru's initial state is zeros
+(VARIANTS.md) where ``RRUCell.zero_state`` sets ``h_0 = (0.25·sqrt(H), 0, ..., 0)`` (pass that as
+``state0`` to reproduce it), and the dropout rate defaults to 0 here, 0.5 there.
+
+Dropout is inverted (kept units scaled by 1/(1 − rate), as ``torch.nn.functional.dropout``): the
+mask for all T steps is drawn from the ``rng`` given to ``forward`` before the time loop, always
+in float64 so that a seed gives the same mask in float32 and float64, and is saved in the cache
+for the backward. Evaluation mode and ``step`` use no dropout.
+
+Cache (what the backward needs), T steps, B batch, I input, H hidden, M middle, O output:
+    x (T, B, I);  hs (T+1, B, H) = h_0 .. h_T;
+    q (T, B, M) = RMS(u J + j), before the relu;  r (T, B, 1) = 1 / sqrt(mean((u J + j)²) + eps);
+    a (T, B, M) = relu(q);  c (T, B, H), the candidate;
+    mask (T, B, M) = keep / (1 − rate), or None when no dropout was applied.
+"""
+
+import numpy as np
+
+from ._math import sigmoid
+from ._variant import Variant
+
+CITATION = "Zakovskis et al. 2021, Gates are not what you need in RNNs, arXiv 2108.00527"
+
+EPS = 1e-6          # inside RMS's square root, as the official code
+S_SCALE = 10.0      # h' = h ⊙ σ(S_SCALE · s): the official mul_lr_multiplier
+
+
+def rru_shapes(input_size, hidden_size, output_size=None, multiplier=2):
+    I, H = input_size, hidden_size
+    O = H if output_size is None else output_size
+    M = int(round(multiplier * (I + H)))
+    if M < 1:
+        raise ValueError(f"rru's middle layer is empty: round(multiplier * (input_size + "
+                         f"hidden_size)) = round({multiplier} * {I + H}) = {M}")
+    return {"J": (I + H, M), "j": (M,), "V": (M, H + O), "v": (H + O,), "s": (H,), "Z": (H,)}
+
+
+def rru_sizes(p):
+    H, IH, M, HO = p["s"].shape[0], p["J"].shape[0], p["J"].shape[1], p["V"].shape[1]
+    if IH <= H or HO <= H:
+        raise ValueError(f"p['J'] must have more than H = {H} rows (I + H) and p['V'] more than "
+                         f"H columns (H + O); got J {p['J'].shape}, V {p['V'].shape}")
+    # M / (I+H) gives back M under round(multiplier * (I+H)): the error of the division is an ulp
+    return {"input_size": IH - H, "hidden_size": H, "output_size": HO - H, "multiplier": M / IH}
+
+
+def _glorot(shape, rng):
+    """Glorot (Xavier) uniform, TensorFlow's default kernel initialiser: U(±sqrt(6/(in+out)))."""
+    limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def rru_init(input_size, hidden_size, rng, dtype, output_size=None, multiplier=2):
+    shapes = rru_shapes(input_size, hidden_size, output_size, multiplier)
+    keep = rng.uniform(0.01, 0.99, size=shapes["s"])  # σ(10 s): the share of h kept, at init
+    p = {"J": _glorot(shapes["J"], rng),
+         "j": np.zeros(shapes["j"]),
+         "V": _glorot(shapes["V"], rng),
+         "v": np.zeros(shapes["v"]),
+         "s": np.log(keep / (1 - keep)) / S_SCALE,
+         "Z": np.zeros(shapes["Z"])}                  # ReZero: the cell starts as h' = h ⊙ σ(10 s)
+    return {k: a.astype(dtype) for k, a in p.items()}
+
+
+def _dropout_mask(rng, rate, shape, dtype):
+    """keep / (1 − rate) with keep ~ Bernoulli(1 − rate); drawn in float64 whatever the dtype."""
+    keep = rng.random(shape) >= rate
+    return (keep / (1.0 - rate)).astype(dtype)
+
+
+def _rru_cell(xj_t, h, Jh, V, v, g, Z, mask_t):
+    """One step from the precomputed x J_x + j: returns o, h' and what the backward needs."""
+    H = h.shape[1]
+    pre = xj_t + h @ Jh                               # (B, M), u J + j
+    r = 1.0 / np.sqrt(np.mean(pre ** 2, axis=1, keepdims=True) + EPS)  # (B, 1)
+    q = pre * r                                       # RMS, no gain
+    a = np.maximum(q, 0)
+    d = a if mask_t is None else a * mask_t
+    co = d @ V + v                                    # (B, H+O)
+    c = co[:, :H]
+    return co[:, H:], h * g + c * Z, q, r, a, c
+
+
+def rru_forward(p, x, h0, training=True, *, dropout, rng):
+    J, V, v, Z = p["J"], p["V"], p["v"], p["Z"]
+    T, B, I = x.shape
+    H, M = h0.shape[1], J.shape[1]
+    O = V.shape[1] - H
+    Jx, Jh = J[:I], J[I:]                             # u J = x J_x + h J_h
+    xj = x @ Jx + p["j"]                              # (T, B, M), every step in one product
+    g = sigmoid(S_SCALE * p["s"])                     # (H,), the residual weight
+    mask = _dropout_mask(rng, dropout, (T, B, M), x.dtype) if training and dropout > 0 else None
+    ys = np.empty((T, B, O), x.dtype)
+    hs = np.empty((T + 1, B, H), x.dtype)
+    hs[0] = h0
+    q, a = np.empty((T, B, M), x.dtype), np.empty((T, B, M), x.dtype)
+    r = np.empty((T, B, 1), x.dtype)
+    c = np.empty((T, B, H), x.dtype)
+    for t in range(T):
+        ys[t], hs[t + 1], q[t], r[t], a[t], c[t] = _rru_cell(
+            xj[t], hs[t], Jh, V, v, g, Z, None if mask is None else mask[t])
+    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask}
+    return ys, hs[T].copy(), cache
+
+
+def rru_backward(p, cache, dys, dh_T):
+    J, V, Z = p["J"], p["V"], p["Z"]
+    x, hs, q, r, a, c, mask = (cache[k] for k in ("x", "hs", "q", "r", "a", "c", "mask"))
+    T, B, I = x.shape
+    H, M = hs.shape[2], q.shape[2]
+    Jh = J[I:]
+    g = sigmoid(S_SCALE * p["s"])
+    dh_all = np.empty((T, B, H), x.dtype)             # dL/dh_t, for dZ and ds
+    dco = np.empty((T, B, H + dys.shape[2]), x.dtype)  # dL/d(d V + v) = [dc | do]
+    dpre = np.empty((T, B, M), x.dtype)               # dL/d(u J + j)
+    dh_next = dh_T.copy()
+    for t in reversed(range(T)):
+        dh = dh_all[t] = dh_next                      # h_t feeds only step t+1: the output is o_t
+        # h' = h*g + c*Z;  [c|o] = d V + v
+        dco[t, :, :H] = dh * Z
+        dco[t, :, H:] = dys[t]
+        dd = dco[t] @ V.T
+        da = dd if mask is None else dd * mask[t]     # the forward's mask, kept units rescaled
+        dq = da * (a[t] > 0)                          # backprop through relu
+        # RMS: q = pre*r, r = (mean(pre²)+eps)^(-1/2)  =>  dpre = r*(dq - q*mean(dq*q))
+        dpre[t] = r[t] * (dq - q[t] * np.mean(dq * q[t], axis=1, keepdims=True))
+        dh_next = dh * g + dpre[t] @ Jh.T             # residual path + through h J_h
+    # parameter gradients: one product each over all T*B rows
+    U = np.concatenate([x, hs[:-1]], axis=2).reshape(T * B, I + H)   # u_t = [x_t | h_{t-1}]
+    D = a if mask is None else a * mask               # what V saw
+    grads = {
+        "J": U.T @ dpre.reshape(T * B, M),
+        "j": dpre.sum(axis=(0, 1)),
+        "V": D.reshape(T * B, M).T @ dco.reshape(T * B, -1),
+        "v": dco.sum(axis=(0, 1)),
+        "s": (dh_all * hs[:-1]).sum(axis=(0, 1)) * g * (1 - g) * S_SCALE,  # through σ(10 s)
+        "Z": (dh_all * c).sum(axis=(0, 1)),
+    }
+    return dpre @ J[:I].T, dh_next, grads
+
+
+def rru_step(p, x_t, h, *, dropout, rng):
+    """Evaluation mode: the Cell passes dropout=0.0, and no mask is drawn."""
+    I = x_t.shape[1]
+    J = p["J"]
+    g = sigmoid(S_SCALE * p["s"])
+    o, h, *_ = _rru_cell(x_t @ J[:I] + p["j"], h, J[I:], p["V"], p["v"], g, p["Z"], None)
+    return o, h
+
+
+VARIANTS = (
+    Variant(name="rru", paper=CITATION + " (official code, one ReLU layer)",
+            equations="a=relu(RMS([x|h]J+j)); [c|o]=dropout(a)V+v; h'=h⊙σ(10s)+c⊙Z; y=o",
+            shapes=rru_shapes, sizes=rru_sizes, init=rru_init,
+            forward=rru_forward, backward=rru_backward, step=rru_step,
+            init_options={"output_size": None, "multiplier": 2},
+            run_options={"dropout": 0.0}),
+)

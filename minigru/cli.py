@@ -1,0 +1,106 @@
+"""The ``minigru`` command (also ``python -m minigru``)."""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from .cell import Cell
+from .cells import BACKENDS, VARIANTS, get_variant
+from .gradcheck import TOLERANCE, gradcheck
+
+
+def _variant_list(value):
+    if value == "all":
+        return list(VARIANTS)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    for name in names:
+        if name not in VARIANTS:
+            raise argparse.ArgumentTypeError(
+                f"unknown variant {name!r}; choose 'all' or from {', '.join(VARIANTS)}")
+    return names
+
+
+def cmd_variants(args, out):
+    I, H = args.input_size, args.hidden_size
+    rows = [(v, get_variant(v).paper, get_variant(v).equations, Cell(v).num_params(I, H))
+            for v in VARIANTS]
+    widths = [max(len(str(r[k])) for r in rows) for k in range(3)]
+    header = ("variant", "paper", "equations", f"params (I={I}, H={H})")
+    widths = [max(w, len(h)) for w, h in zip(widths, header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {:>8}"
+    print(fmt.format(*header), file=out)
+    for row in rows:
+        print(fmt.format(*row), file=out)
+    return 0
+
+
+def cmd_gradcheck(args, out):
+    dtype = np.dtype(args.dtype)
+    tol = TOLERANCE[dtype]
+    print(f"gradcheck: backend={args.backend} dtype={dtype.name} T={args.steps} B={args.batch} "
+          f"I={args.input_size} H={args.hidden_size}; numeric side float64 centred differences, "
+          f"eps={args.eps:g}; error = max|analytic - numeric| / max|gradient|, "
+          f"tolerance {tol:g}", file=out)
+    failures, total = [], 0
+    start = time.perf_counter()
+    for variant in args.variant:
+        checks = gradcheck(variant, args.backend, dtype, input_size=args.input_size,
+                           hidden_size=args.hidden_size, steps=args.steps, batch=args.batch,
+                           seed=args.seed, eps=args.eps)
+        for c in checks:
+            total += 1
+            status = "ok" if c.ok else "FAIL"
+            print(f"{variant:<8} {c.tensor:<6} {c.error:9.2e}  {status}", file=out)
+            if not c.ok:
+                failures.append(f"{variant} {c.tensor}")
+    elapsed = time.perf_counter() - start
+    if failures:
+        print(f"FAILED: {len(failures)} of {total} tensors above tolerance {tol:g}: "
+              + ", ".join(failures), file=out)
+        return 1
+    print(f"ok: all {total} tensors of {len(args.variant)} variant(s) within {tol:g} "
+          f"({elapsed:.1f} s)", file=out)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="minigru", description="Gated recurrent networks from scratch: NumPy forward and "
+                                    "BPTT for every GRU variant, with gradient checks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("variants", help="table of the variants: name, paper, equations, size")
+    p.add_argument("--input-size", type=int, default=8, help="I for the parameter count")
+    p.add_argument("--hidden-size", type=int, default=16, help="H for the parameter count")
+    p.set_defaults(func=cmd_variants)
+
+    p = sub.add_parser("gradcheck", help="check every gradient against finite differences")
+    p.add_argument("--variant", type=_variant_list, default=list(VARIANTS),
+                   help="a variant, a comma-separated list, or 'all' (default)")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="numpy")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="dtype of the checked backend (the numeric side is always float64)")
+    p.add_argument("--steps", type=int, default=5, help="sequence length T")
+    p.add_argument("--batch", type=int, default=2, help="batch size B")
+    p.add_argument("--input-size", type=int, default=3)
+    p.add_argument("--hidden-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step")
+    p.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def main(argv=None, out=None):
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, out)
+    except (ValueError, TypeError, NotImplementedError) as e:
+        print(f"minigru {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

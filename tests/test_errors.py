@@ -1,0 +1,195 @@
+"""Bad input raises a ValueError/TypeError that names the argument, the expected and the given."""
+
+import numpy as np
+import pytest
+
+import minigru as mg
+
+T, B, I, H = 4, 2, 3, 5
+
+
+@pytest.fixture(params=mg.VARIANTS)
+def setup(request):
+    variant = request.param
+    cell = mg.cell(variant)
+    p = cell.init(I, H, rng=np.random.default_rng(0))
+    x = np.zeros((T, B, I))
+    return variant, cell, p, x
+
+
+def test_unknown_variant_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown variant 'gru9'.*rnn, lstm, gru, gru_v3"):
+        mg.cell("gru9")
+
+
+def test_unknown_backend_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"backend must be one of \['cuda', 'numba', 'numpy'\], "
+                                         r"got 'torch'"):
+        mg.cell("gru", backend="torch")
+
+
+def test_x_of_wrong_ndim(setup):
+    variant, cell, p, x = setup
+    with pytest.raises(ValueError, match=r"x must be 3-D \(T, B, I\) = \(\?, \?, 3\), "
+                                         r"got shape \(4, 2\)"):
+        cell.forward(p, x[:, :, 0])
+
+
+def test_x_of_wrong_input_size(setup):
+    variant, cell, p, x = setup
+    with pytest.raises(ValueError, match=r"x must have shape \(T, B, I\) = \(\?, \?, 3\), "
+                                         r"got \(4, 2, 7\)"):
+        cell.forward(p, np.zeros((T, B, 7)))
+
+
+def test_integer_x(setup):
+    variant, cell, p, x = setup
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array, got dtype int64"):
+        cell.forward(p, x.astype(np.int64))
+
+
+def test_list_x(setup):
+    variant, cell, p, x = setup
+    with pytest.raises(TypeError, match="x must be a numpy.ndarray, got list"):
+        cell.forward(p, x.tolist())
+
+
+def test_x_dtype_other_than_the_parameters(setup):
+    variant, cell, p, x = setup
+    with pytest.raises(TypeError, match=r"x has dtype float32 but the parameters are float64"):
+        cell.forward(p, x.astype(np.float32))
+
+
+def test_empty_sequence(setup):
+    variant, cell, p, x = setup
+    with pytest.raises(ValueError, match=r"x must have at least one step and one batch row, "
+                                         r"got shape \(0, 2, 3\)"):
+        cell.forward(p, x[:0])
+
+
+def test_state_of_wrong_shape(setup):
+    variant, cell, p, x = setup
+    bad = np.zeros((B + 1, H))
+    if variant == "lstm":
+        with pytest.raises(ValueError, match=r"state0\[0\] must have shape \(B, H\) = \(2, 5\), "
+                                             r"got \(3, 5\)"):
+            cell.forward(p, x, (bad, np.zeros((B, H))))
+        with pytest.raises(TypeError, match=r"state0 of lstm must be a tuple \(h, c\)"):
+            cell.forward(p, x, np.zeros((B, H)))
+    else:
+        with pytest.raises(ValueError, match=r"state0 must have shape \(B, H\) = \(2, 5\), "
+                                             r"got \(3, 5\)"):
+            cell.forward(p, x, bad)
+        with pytest.raises(ValueError, match=r"state0 must be 2-D \(B, H\)"):
+            cell.forward(p, x, np.zeros(H))
+
+
+def test_step_input_of_wrong_shape(setup):
+    variant, cell, p, x = setup
+    with pytest.raises(ValueError, match=r"x_t must be 2-D \(B, I\) = \(\?, 3\), got shape"):
+        cell.step(p, x)
+
+
+def test_params_missing_a_key(setup):
+    variant, cell, p, x = setup
+    name = sorted(p)[0]
+    q = {k: v for k, v in p.items() if k != name}
+    with pytest.raises(ValueError, match=rf"p must have exactly the keys .*missing \['{name}'\]"):
+        cell.forward(q, x)
+
+
+def test_params_with_a_wrong_shape(setup):
+    variant, cell, p, x = setup
+    # the last parameter in the spec's order is never the one sizes are read from
+    name = list(p)[-1]
+    q = dict(p, **{name: np.zeros(p[name].shape[:-1] + (p[name].shape[-1] + 1,))})
+    with pytest.raises(ValueError, match=rf"p\['{name}'\] must have shape"):
+        cell.forward(q, x)
+
+
+def test_params_of_mixed_dtype(setup):
+    variant, cell, p, x = setup
+    name = list(p)[-1]
+    q = dict(p, **{name: p[name].astype(np.float32)})
+    with pytest.raises(TypeError, match="p mixes dtypes"):
+        cell.forward(q, x)
+
+
+def test_dys_of_wrong_shape(setup):
+    variant, cell, p, x = setup
+    ys, _, cache = cell.forward(p, x)
+    with pytest.raises(ValueError, match=r"dys must have shape \(T, B, O\) = \(4, 2, 5\), "
+                                         r"got \(4, 2, 6\)"):
+        cell.backward(p, cache, np.zeros((T, B, H + 1)))
+
+
+def test_dstate_of_wrong_shape(setup):
+    variant, cell, p, x = setup
+    ys, _, cache = cell.forward(p, x)
+    bad = np.zeros((B, H + 1))
+    with pytest.raises(ValueError, match=r"dstate(\[0\])? must have shape \(B, H\)"):
+        cell.backward(p, cache, ys, (bad, bad) if variant == "lstm" else bad)
+
+
+def test_cache_from_another_variant():
+    p_gru = mg.cell("gru").init(I, H, rng=np.random.default_rng(0))
+    p_rnn = mg.cell("rnn").init(I, H, rng=np.random.default_rng(0))
+    ys, _, cache = mg.cell("rnn").forward(p_rnn, np.zeros((T, B, I)))
+    with pytest.raises(ValueError, match="cache comes from a rnn forward, not gru"):
+        mg.cell("gru").backward(p_gru, cache, ys)
+
+
+def test_unknown_option():
+    with pytest.raises(TypeError, match=r"gru has no option 'dropout'; its options are none"):
+        mg.cell("gru", dropout=0.1)
+    with pytest.raises(TypeError, match=r"rru has no option 'momentum'; its options are "
+                                        r"\['dropout', 'multiplier', 'output_size', 'seed'\]"):
+        mg.cell("rru", momentum=0.1)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2])
+def test_dropout_out_of_range(bad):
+    with pytest.raises(ValueError, match=rf"dropout must be in \[0, 1\), got {bad}"):
+        mg.cell("rru", dropout=bad)
+
+
+@pytest.mark.parametrize("arg, value, exc", [
+    ("input_size", 0, ValueError), ("hidden_size", -3, ValueError),
+    ("hidden_size", 2.5, TypeError), ("input_size", True, TypeError)])
+def test_init_sizes(arg, value, exc):
+    sizes = {"input_size": 3, "hidden_size": 4, arg: value}
+    with pytest.raises(exc, match=rf"{arg} must be a positive int, got"):
+        mg.cell("gru").init(**sizes)
+
+
+def test_init_dtype():
+    with pytest.raises(TypeError, match="dtype must be float32 or float64, got float16"):
+        mg.cell("gru").init(3, 4, dtype=np.float16)
+
+
+def test_init_rng():
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator, got int"):
+        mg.cell("gru").init(3, 4, rng=0)
+
+
+def test_training_flag_must_be_bool():
+    cell = mg.cell("gru")
+    p = cell.init(I, H, rng=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="training must be a bool, got str"):
+        cell.forward(p, np.zeros((T, B, I)), None, "no")
+
+
+def test_params_of_wrong_rank_name_the_rank():
+    cell = mg.cell("rru")
+    p = cell.init(I, H, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"p\['J'\] must be 2-D, got shape \(7,\)"):
+        cell.forward(dict(p, J=np.zeros(7)), np.zeros((T, B, I)))
+
+
+def test_backward_with_params_other_than_the_forward_had():
+    cell = mg.cell("rru")
+    p = cell.init(I, H, rng=np.random.default_rng(0))
+    q = mg.cell("rru").init(I, H, rng=np.random.default_rng(0), output_size=2)
+    ys, _, cache = cell.forward(p, np.zeros((T, B, I)))
+    with pytest.raises(ValueError, match="but the cache was made with parameters of shapes"):
+        cell.backward(q, cache, ys[..., :2])
