@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is the test-time oracle: pi
 from torchref import REFERENCE  # noqa: E402  (needs torch)
 
 RTOL, ATOL = 1e-10, 1e-12
+RTOL32 = 1e-4
 
 
 def _t(a):
@@ -26,20 +27,29 @@ def _as_tuple(s):
     return s if isinstance(s, tuple) else (s,)
 
 
-def _close(label, ours, theirs):
+def _close(label, ours, theirs, dtype=np.float64):
     theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=label)
+    assert ours.dtype == dtype, f"{label}: dtype {ours.dtype}, expected {np.dtype(dtype)}"
+    if dtype == np.float64:
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=label)
+    else:  # float32 rounding, relative to the tensor's scale (API.md: 1e-4 relative)
+        scale = np.max(np.abs(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=RTOL32 * scale, err_msg=label)
 
 
-def torch_check(variant, training=True, options=None, seed=0, zero_state=False, **sizes):
-    """Run minigru and the torch reference on one random problem and compare everything."""
+def torch_check(variant, training=True, options=None, seed=0, zero_state=False,
+                dtype=np.float64, **sizes):
+    """Run minigru (in ``dtype``) and the float64 torch reference on one random problem and
+    compare outputs, final state and every gradient."""
     cell, p, x, state0, R, S = random_problem(variant, seed=seed, options=options, **sizes)
     if zero_state:
         state0 = tuple(np.zeros_like(s) for s in state0) if isinstance(state0, tuple) \
             else np.zeros_like(state0)
-    buffers = None if cell.buffers is None else {k: v.copy() for k, v in cell.buffers.items()}
-    ys, state, cache = cell.forward(p, x, state0, training, buffers=buffers)
-    dx, dstate0, grads = cell.backward(p, cache, R, S)
+    c = (lambda a: tuple(map(c, a)) if isinstance(a, tuple) else a.astype(dtype))
+    buffers = None if cell.buffers is None else {k: c(v) for k, v in cell.buffers.items()}
+    ys, state, cache = cell.forward({k: c(v) for k, v in p.items()}, c(x), c(state0), training,
+                                    buffers=buffers)
+    dx, dstate0, grads = cell.backward({k: c(v) for k, v in p.items()}, cache, c(R), c(S))
 
     tp = {k: _t(v) for k, v in p.items()}
     tx = _t(x)
@@ -51,15 +61,16 @@ def torch_check(variant, training=True, options=None, seed=0, zero_state=False, 
         loss = loss + (s * torch.from_numpy(w)).sum()
     loss.backward()
 
-    label = f"{variant} float64 training={training} {options or ''}"
-    _close(f"{label} ys", ys, tys)
+    label = f"{variant} {np.dtype(dtype).name} training={training} {options or ''}"
+    close = (lambda what, ours, theirs: _close(f"{label} {what}", ours, theirs, dtype))
+    close("ys", ys, tys)
     for i, (s, ts) in enumerate(zip(_as_tuple(state), _as_tuple(tstate))):
-        _close(f"{label} final state[{i}]", s, ts)
-    _close(f"{label} dx", dx, tx.grad)
+        close(f"final state[{i}]", s, ts)
+    close("dx", dx, tx.grad)
     for name, d, ts in zip(("dh0", "dc0"), _as_tuple(dstate0), ts0):
-        _close(f"{label} {name}", d, ts.grad)
+        close(name, d, ts.grad)
     for k in p:
-        _close(f"{label} d{k}", grads[k], tp[k].grad)
+        close(f"d{k}", grads[k], tp[k].grad)
     return cell, cache
 
 
@@ -77,6 +88,12 @@ def test_matches_torch_autograd_in_evaluation_mode(variant):
 def test_matches_torch_autograd_from_the_zero_state(variant):
     """The default state: lngru's layer norm of h U = 0 is the sharpest case (1/std = 1/sqrt(eps))."""
     torch_check(variant, zero_state=True, seed=3)
+
+
+@pytest.mark.parametrize("variant", mg.VARIANTS)
+def test_float32_matches_torch_float64_autograd(variant):
+    """float32 arithmetic, at float32 tolerance, against the float64 oracle."""
+    torch_check(variant, dtype=np.float32, steps=7, batch=3, input_size=5, hidden_size=6)
 
 
 def test_every_variant_has_a_reference():
