@@ -72,7 +72,8 @@ def params(name, p, shapes):
         if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name}[{key!r}] must be float32 or float64, got dtype {a.dtype}")
         if a.dtype != dtype:
-            raise TypeError(f"{name} mixes dtypes: {name}[{key!r}] is {a.dtype}, others are {dtype}")
+            raise TypeError(f"{name} mixes dtypes: {name}[{key!r}] is {a.dtype}, "
+                            f"others are {dtype}")
         if shape is not None and a.shape != tuple(shape):
             raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}, got {a.shape}")
     return dtype

@@ -17,7 +17,7 @@ on the hot path; the training loop checks the loss instead.
 import numpy as np
 
 from . import _check
-from .cells import BACKENDS, VARIANTS, get_variant
+from .cells import BACKENDS, get_variant
 
 
 def cell(name, backend="numpy", **options):
@@ -187,7 +187,8 @@ class Cell:
         _check.array("x", x, (None, None, I), dtype, "(T, B, I)")
         T, B, _ = x.shape
         if T == 0 or B == 0:
-            raise ValueError(f"x must have at least one step and one batch row, got shape {x.shape}")
+            raise ValueError(f"x must have at least one step and one batch row, "
+                             f"got shape {x.shape}")
         if state0 is None:
             state0 = self._zero_state(B, H, dtype)
         else:

@@ -100,6 +100,9 @@ def main(argv=None, out=None):
     except (ValueError, TypeError, NotImplementedError) as e:
         print(f"minigru {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `minigru variants | head`: the reader has all it wanted
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -174,8 +174,8 @@ def test_buffers_are_checked():
     cell, p, rng = _setup()
     x = _batch(rng)
     good = {k: v.copy() for k, v in cell.buffers.items()}
-    with pytest.raises(ValueError, match=r"buffers must have exactly the keys "
-                                         r"\['running_mean', 'running_var'\], got \['running_mean'\]"):
+    with pytest.raises(ValueError, match=r"buffers must have exactly the keys \['running_mean', "
+                                         r"'running_var'\], got \['running_mean'\]"):
         cell.forward(p, x, buffers={"running_mean": good["running_mean"]})
     with pytest.raises(ValueError, match=r"buffers\['running_var'\] must have shape"):
         cell.forward(p, x, buffers=dict(good, running_var=np.ones(2 * H + 1)))

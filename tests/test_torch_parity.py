@@ -86,7 +86,7 @@ def test_matches_torch_autograd_in_evaluation_mode(variant):
 
 @pytest.mark.parametrize("variant", mg.VARIANTS)
 def test_matches_torch_autograd_from_the_zero_state(variant):
-    """The default state: lngru's layer norm of h U = 0 is the sharpest case (1/std = 1/sqrt(eps))."""
+    """The default state; for lngru the sharpest case: LN(h U = 0) has 1/std = 1/sqrt(eps)."""
     torch_check(variant, zero_state=True, seed=3)
 
 

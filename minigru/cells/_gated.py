@@ -23,7 +23,7 @@ def split(p):
 
 
 def merge(g):
-    """Inverse of ``split`` for gradients: {k: (gate part or None, candidate part)} -> {k: array}."""
+    """Inverse of ``split`` for gradients: {k: (gate part or None, candidate)} -> {k: array}."""
     return {k: np.concatenate([a for a in parts if a is not None], axis=-1)
             for k, parts in g.items()}
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from ._variant import Variant, uniform_init
 
-CITATION = "Elman 1990, Finding structure in time"
 
 
 def shapes(input_size, hidden_size):
@@ -71,6 +70,6 @@ def step(p, x_t, h):
 
 
 VARIANTS = (
-    Variant(name="rnn", paper=CITATION + " (PyTorch nn.RNN, tanh)", equations="h'=tanh(xW+hU+b)",
+    Variant(name="rnn", paper="Elman 1990 (PyTorch nn.RNN)", equations="h'=tanh(xW+hU+b)",
             shapes=shapes, sizes=sizes, init=init, forward=forward, backward=backward, step=step),
 )

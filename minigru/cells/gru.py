@@ -47,7 +47,7 @@ from ._math import sigmoid
 from ._variant import Variant, uniform_init
 
 CITATION_CHO = "Cho et al. 2014, arXiv 1406.1078"
-CITATION_DEY = "Dey & Salem 2017, Gate-variants of GRU"
+CITATION_DEY = "Dey & Salem 2017, arXiv 1701.05923"
 
 
 # ============================================================================ gru (reset after)
@@ -123,7 +123,7 @@ def gru_step(p, x_t, h):
     return h, h
 
 
-# ============================================================ gru_v3, gru1, gru2, gru3 (reset before)
+# ========================================================== gru_v3, gru1..gru3 (reset before)
 
 def _v3_cell(ag_t, xn_t, h, Ug, Un):
     """One step given the gates' and the candidate's input terms; returns h', r, z, n."""
@@ -207,11 +207,11 @@ def _v3_variant(name, paper, equations, sees):
 _UPDATE = "n=tanh(xW_n+(r⊙h)U_n+b_n); h'=z⊙h+(1-z)⊙n"
 
 VARIANTS = (
-    Variant(name="gru", paper=CITATION_CHO + " v1 (PyTorch nn.GRU)",
+    Variant(name="gru", paper="Cho et al. 2014 v1 (PyTorch nn.GRU)",
             equations="r,z=σ(xW+hU+b); n=tanh(xW_n+b_n+r⊙(hU_n+c)); h'=z⊙h+(1-z)⊙n",
             shapes=gru_shapes, sizes=_gated.sizes, init=gru_init,
             forward=gru_forward, backward=gru_backward, step=gru_step),
-    _v3_variant("gru_v3", CITATION_CHO + " v3 (reset before)", "r,z=σ(xW+hU+b); " + _UPDATE,
+    _v3_variant("gru_v3", "Cho et al. 2014 v3 (textbook GRU)", "r,z=σ(xW+hU+b); " + _UPDATE,
                 (True, True, True)),
     _v3_variant("gru1", CITATION_DEY, "r,z=σ(hU+b); " + _UPDATE, (False, True, True)),
     _v3_variant("gru2", CITATION_DEY, "r,z=σ(hU); " + _UPDATE, (False, True, False)),

@@ -41,7 +41,7 @@ import numpy as np
 from ._math import normalize, normalize_backward, sigmoid
 from ._variant import Variant, uniform_init
 
-CITATION = "Ravanelli et al. 2018, arXiv 1803.10225 (SpeechBrain LiGRU)"
+CITATION = "Ravanelli et al. 2018, arXiv 1803.10225"
 EPS = 1e-5
 
 

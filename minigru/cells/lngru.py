@@ -38,7 +38,6 @@ import numpy as np
 from ._math import normalize, normalize_backward, sigmoid
 from ._variant import Variant, uniform_init
 
-CITATION = "Ba, Kiros & Hinton 2016, Layer Normalization (as Haste's LayerNormGRU)"
 EPS = 1e-5
 
 
@@ -137,7 +136,7 @@ def lngru_step(p, x_t, h):
 
 
 VARIANTS = (
-    Variant(name="lngru", paper=CITATION,
+    Variant(name="lngru", paper="Ba et al. 2016 (Haste LayerNormGRU)",
             equations="a=LN(xW;g_x)+b; u=LN(hU;g_h)+c; r,z=σ(a+u); n=tanh(a_n+r⊙u_n); "
                       "h'=z⊙h+(1-z)⊙n",
             shapes=lngru_shapes, sizes=lngru_sizes, init=lngru_init,

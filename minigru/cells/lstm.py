@@ -22,7 +22,6 @@ import numpy as np
 from ._math import sigmoid
 from ._variant import Variant, uniform_init
 
-CITATION = "Hochreiter & Schmidhuber 1997; Gers et al. 2000 (PyTorch nn.LSTM)"
 
 
 def shapes(input_size, hidden_size):
@@ -104,7 +103,7 @@ def step(p, x_t, state):
 
 
 VARIANTS = (
-    Variant(name="lstm", paper=CITATION,
+    Variant(name="lstm", paper="Hochreiter & Schmidhuber 1997 (PyTorch nn.LSTM)",
             equations="i,f,o=σ(·), g=tanh(xW+hU+b); c'=f⊙c+i⊙g; h'=o⊙tanh(c')",
             shapes=shapes, sizes=sizes, init=init, forward=forward, backward=backward, step=step,
             lstm_state=True),

@@ -34,7 +34,7 @@ from . import _gated
 from ._math import sigmoid
 
 CITATION_ZHOU = "Zhou et al. 2016, arXiv 1603.09420"
-CITATION_HECK = "Heck & Salem 2017, Simplified minimal gated unit variations"
+CITATION_HECK = "Heck & Salem 2017, arXiv 1701.03452"
 
 def _mgu_cell(af_t, xn_t, h, Uf, Un):
     """One step given the gate's and the candidate's input terms; returns h', f, ñ."""

@@ -29,7 +29,7 @@ import numpy as np
 from ._math import sigmoid
 from ._variant import Variant, uniform_init
 
-CITATION_FENG = "Feng et al. 2024, Were RNNs All We Needed? (arXiv 2410.01201)"
+CITATION_FENG = "Feng et al. 2024, arXiv 2410.01201"
 
 
 def mingru_shapes(input_size, hidden_size):
@@ -75,7 +75,7 @@ def mingru_backward(p, cache, dys, dh_T):
     dh_next = dh_T.copy()
     for t in reversed(range(T)):
         dh[t] = dys[t] + dh_next                      # h_t feeds the output and step t+1
-        dh_next = dh[t] * (1 - z[t])                  # h' = (1-z)*h + ...: the only path back in time
+        dh_next = dh[t] * (1 - z[t])                  # h' = (1-z)*h + ...: the only way back
     # h' = (1-z)*h + z*n, for all steps at once
     dz = dh * (n - hs[:-1])
     dan = dh * z                                      # ñ is linear: its pre-activation's gradient

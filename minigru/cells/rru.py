@@ -43,7 +43,6 @@ import numpy as np
 from ._math import sigmoid
 from ._variant import Variant
 
-CITATION = "Zakovskis et al. 2021, Gates are not what you need in RNNs, arXiv 2108.00527"
 
 EPS = 1e-6          # inside RMS's square root, as the official code
 S_SCALE = 10.0      # h' = h ⊙ σ(S_SCALE · s): the official mul_lr_multiplier
@@ -173,7 +172,7 @@ def rru_step(p, x_t, h, *, dropout, rng):
 
 
 VARIANTS = (
-    Variant(name="rru", paper=CITATION + " (official code, one ReLU layer)",
+    Variant(name="rru", paper="Zakovskis et al. 2021, arXiv 2108.00527",
             equations="a=relu(RMS([x|h]J+j)); [c|o]=dropout(a)V+v; h'=h⊙σ(10s)+c⊙Z; y=o",
             shapes=rru_shapes, sizes=rru_sizes, init=rru_init,
             forward=rru_forward, backward=rru_backward, step=rru_step,
