@@ -9,6 +9,8 @@
 from .cell import Cell, cell
 from .cells import VARIANTS
 from .gradcheck import gradcheck
+from .module import Model, Module
+from .rnn import RNN
 
 __version__ = "0.1.0"
-__all__ = ["VARIANTS", "Cell", "cell", "gradcheck", "__version__"]
+__all__ = ["VARIANTS", "Cell", "Model", "Module", "RNN", "cell", "gradcheck", "__version__"]
