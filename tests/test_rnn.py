@@ -81,7 +81,8 @@ def test_rnn_gradients_by_finite_differences(variant, config):
                            rnn.dstate0 if rnn.lstm_state else (rnn.dstate0,)):
         errors[name] = relative_error(d, _numeric(f, s0))
     bad = {k: e for k, e in errors.items() if not e <= 1e-6}
-    assert not bad, f"{variant} RNN [{config}]: " + ", ".join(f"{k} {e:.1e}" for k, e in bad.items())
+    assert not bad, f"{variant} RNN [{config}]: " + ", ".join(f"{k} {e:.1e}"
+                                                             for k, e in bad.items())
 
 
 def test_parameter_names_follow_pytorch():
@@ -148,8 +149,9 @@ def test_step_and_chunks_equal_one_forward(variant):
     for t in range(x.shape[0]):
         y, state = rnn.step(x[t], state)
         np.testing.assert_allclose(y, ys[t], rtol=1e-12, atol=1e-14, err_msg=f"{variant} step {t}")
-    for a, b in zip(state if rnn.lstm_state else (state,), state_T if rnn.lstm_state else (state_T,)):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    pairs = zip(state, state_T) if rnn.lstm_state else [(state, state_T)]
+    for a, b in pairs:
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"{variant} state")
 
 
 def test_step_refuses_a_bidirectional_rnn():
