@@ -68,18 +68,21 @@ def _loss(cell, p, x, state0, R, S, training, seed):
     return float(np.sum(ys * R) + sum(np.sum(s * w) for s, w in zip(states, Ss)))
 
 
-def _numeric(f, a, eps):
-    """Centred differences of the scalar f() with respect to every element of a (in place)."""
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
+def numeric_gradient(f, a, eps=1e-6):
+    """Centred differences of the scalar ``f()`` with respect to every element of ``a``.
+
+    ``a`` is nudged in place (and restored), so ``f`` must read it: check your own layer with
+    ``relative_error(analytic, numeric_gradient(lambda: loss(x), x))``.
+    """
+    g = np.zeros(a.shape, np.float64)
+    for i in np.ndindex(a.shape):
+        old = a[i]
+        a[i] = old + eps
         up = f()
-        flat[i] = old - eps
+        a[i] = old - eps
         down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
+        a[i] = old
+        g[i] = (up - down) / (2 * eps)
     return g
 
 
@@ -118,14 +121,14 @@ def gradcheck(variant, backend="numpy", dtype=np.float64, *, input_size=3, hidde
     def f():
         return _loss(ref, p, x, state0, R, S, training, seed)
 
-    tol = TOLERANCE[dtype]
-    checks = [TensorCheck(variant, "d" + k, relative_error(grads[k], _numeric(f, p[k], eps)), tol)
-              for k in p]
-    checks.append(TensorCheck(variant, "dx", relative_error(dx, _numeric(f, x, eps)), tol))
+    def check(name, analytic, wrt):
+        return TensorCheck(variant, name, relative_error(analytic, numeric_gradient(f, wrt, eps)),
+                           TOLERANCE[dtype])
+
+    checks = [check("d" + k, grads[k], p[k]) for k in p]
+    checks.append(check("dx", dx, x))
     if isinstance(state0, tuple):
-        for name, s, d in zip(("dh0", "dc0"), state0, dstate0):
-            checks.append(TensorCheck(variant, name, relative_error(d, _numeric(f, s, eps)), tol))
+        checks += [check(name, d, s) for name, s, d in zip(("dh0", "dc0"), state0, dstate0)]
     else:
-        checks.append(TensorCheck(variant, "dh0",
-                                  relative_error(dstate0, _numeric(f, state0, eps)), tol))
+        checks.append(check("dh0", dstate0, state0))
     return checks

@@ -7,23 +7,10 @@ import numpy as np
 import pytest
 
 import minigru as mg
-from minigru.gradcheck import relative_error
+from minigru.gradcheck import numeric_gradient, relative_error
 
 T, B, I, H = 5, 4, 3, 4
 LENGTHS = np.array([5, 2, 1, 5])
-
-
-def _numeric(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        up = f()
-        a[i] = old - eps
-        down = f()
-        a[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
 
 
 def _states(rnn, rng, B=B):
@@ -74,12 +61,12 @@ def test_rnn_gradients_by_finite_differences(variant, config):
     def f():
         return _loss(rnn, x, state0, R, S, lengths, rng_state)
 
-    errors = {f"d{k}": relative_error(rnn.grads[k], _numeric(f, rnn.params[k]))
+    errors = {f"d{k}": relative_error(rnn.grads[k], numeric_gradient(f, rnn.params[k]))
               for k in rnn.params}
-    errors["dx"] = relative_error(dx, _numeric(f, x))
+    errors["dx"] = relative_error(dx, numeric_gradient(f, x))
     for name, s0, d in zip(("dh0", "dc0"), state0 if rnn.lstm_state else (state0,),
                            rnn.dstate0 if rnn.lstm_state else (rnn.dstate0,)):
-        errors[name] = relative_error(d, _numeric(f, s0))
+        errors[name] = relative_error(d, numeric_gradient(f, s0))
     bad = {k: e for k, e in errors.items() if not e <= 1e-6}
     assert not bad, f"{variant} RNN [{config}]: " + ", ".join(f"{k} {e:.1e}"
                                                              for k, e in bad.items())
