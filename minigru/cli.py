@@ -65,6 +65,25 @@ def cmd_gradcheck(args, out):
     return 0
 
 
+def cmd_demo(args, out):
+    from minigru.demos import load
+    from minigru.demos._common import OPTIONS, print_result
+
+    result = load(args.name).run(**{k: getattr(args, k) for k in OPTIONS})
+    print_result(result, out)
+    return 0
+
+
+def cmd_race(args, out):
+    from minigru.demos._common import print_result
+    from minigru.demos.race import run_race
+
+    result = run_race(args.task, args.variants, backend=args.backend, out=args.out,
+                      seed=args.seed, quick=args.quick, progress=args.progress)
+    print_result(result, out)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="minigru", description="Gated recurrent networks from scratch: NumPy forward and "
@@ -89,6 +108,23 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step")
     p.set_defaults(func=cmd_gradcheck)
+
+    from minigru.demos import DEMOS, TASKS
+    from minigru.demos._common import add_options
+
+    p = sub.add_parser("demo", help="run a demo: figures under --out, a JSON line of metrics")
+    p.add_argument("name", choices=list(DEMOS), metavar="NAME",
+                   help="one of: " + ", ".join(DEMOS))
+    add_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("race", help="train variants on the same task and compare them")
+    p.add_argument("--task", choices=list(TASKS), required=True,
+                   help="one of: " + ", ".join(TASKS))
+    p.add_argument("--variants", type=_variant_list, required=True,
+                   help="comma-separated variants, or 'all'")
+    add_options(p)
+    p.set_defaults(func=cmd_race)
     return parser
 
 

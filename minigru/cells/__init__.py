@@ -6,6 +6,8 @@ Each family module exposes ``VARIANTS``, a tuple of ``Variant`` records (see ``_
 from dataclasses import replace
 from importlib import import_module
 
+from ._variant import Variant
+
 # Family modules, in the order VARIANTS.md presents them.
 FAMILIES = ("elman", "lstm", "gru", "lngru", "ligru", "mgu", "rru", "mingru")
 
@@ -22,9 +24,20 @@ assert set(REGISTRY) == set(ORDER), sorted(set(REGISTRY) ^ set(ORDER))
 VARIANTS = ORDER
 
 
+def register(variant, family="user"):
+    """Add a ``Variant`` (see ``_variant.py``) so that ``mg.cell``, ``mg.RNN`` and
+    ``mg.gradcheck`` know it by name. ``mg.VARIANTS`` keeps listing the 15 of VARIANTS.md."""
+    if not isinstance(variant, Variant):
+        raise TypeError(f"variant must be a minigru Variant, got {type(variant).__name__}")
+    if variant.name in REGISTRY:
+        raise ValueError(f"a variant named {variant.name!r} exists already")
+    REGISTRY[variant.name] = replace(variant, family=family)
+    return REGISTRY[variant.name]
+
+
 def get_variant(name):
     if not isinstance(name, str) or name not in REGISTRY:
-        raise ValueError(f"unknown variant {name!r}; the variants are {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown variant {name!r}; the variants are {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 

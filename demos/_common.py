@@ -1,0 +1,104 @@
+"""What every demo shares: its command line, where figures go, the result line, the race protocol.
+
+A demo module (``demos/<name>.py``) has
+
+    NAME          its command name, e.g. "binary-addition"
+    run(**opts)   -> dict of metrics; saves its figures under opts["out"]
+    train_variant(variant, **opts) -> dict, if the demo is a task ``minigru race`` can run:
+                  {"metric": name, "value": float, "higher_is_better": bool, "params": int,
+                   "seconds_per_epoch": float, "loss": [per-epoch training loss], ...}
+
+and ends with ``if __name__ == "__main__": main(run, NAME, __doc__)``, so that
+``python demos/<name>.py`` and ``minigru demo <name>`` take the same options:
+``--backend``, ``--out``, ``--seed``, ``--quick``, ``--no-progress``.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+OPTIONS = ("backend", "out", "seed", "quick", "progress")
+
+
+def add_options(parser):
+    parser.add_argument("--backend", default="numpy", help="cell backend (default numpy)")
+    parser.add_argument("--out", default="out", help="folder for the figures (default ./out)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--quick", action="store_true", help="a smaller, faster version")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                        help="no progress bars")
+    return parser
+
+
+def main(run, name, doc, argv=None):
+    """The ``python demos/<name>.py`` entry point: parse the options, run, print the result."""
+    parser = add_options(argparse.ArgumentParser(prog=f"demos/{name}", description=doc,
+                                                 formatter_class=argparse.RawTextHelpFormatter))
+    args = parser.parse_args(argv)
+    result = run(**{k: getattr(args, k) for k in OPTIONS})
+    print_result(result)
+    return 0
+
+
+def print_result(result, file=None):
+    """The demo's last line: one JSON object with its name and metrics (API.md)."""
+    print(json.dumps(result, default=_jsonable), file=file or sys.stdout, flush=True)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def say(*parts):
+    """Progress text for the reader, on stderr so that stdout ends with the JSON line."""
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def figure_path(out, filename):
+    os.makedirs(out, exist_ok=True)
+    return os.path.join(out, filename)
+
+
+def save_figure(fig, out, filename):
+    """Save a matplotlib figure as PNG atomically (temporary file, then rename); returns the path."""
+    import matplotlib.pyplot as plt
+
+    path = figure_path(out, filename)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        plt.close(fig)
+    return path
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (demos run without a screen)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+class Timer:
+    """``with Timer() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
