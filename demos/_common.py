@@ -69,7 +69,7 @@ def figure_path(out, filename):
 
 
 def save_figure(fig, out, filename):
-    """Save a matplotlib figure as PNG atomically (temporary file, then rename); returns the path."""
+    """Save a matplotlib figure as PNG atomically (temporary file, then rename); return its path."""
     import matplotlib.pyplot as plt
 
     path = figure_path(out, filename)
