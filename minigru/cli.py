@@ -65,6 +65,14 @@ def cmd_gradcheck(args, out):
     return 0
 
 
+def cmd_bench(args, out):
+    from minigru.bench import run
+
+    run(args.variant, backend=args.backend, vs_torch=args.vs == "torch", quick=args.quick,
+        compile_times=args.compile, out=out)
+    return 0
+
+
 def cmd_demo(args, out):
     from minigru.demos import load
     from minigru.demos._common import OPTIONS, print_result
@@ -108,6 +116,17 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step")
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("bench", help="time minigru against PyTorch and the NumPy reference")
+    p.add_argument("--variant", type=_variant_list, default=["gru"],
+                   help="a variant, a comma-separated list, or 'all' (default gru)")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="numba")
+    p.add_argument("--vs", choices=["torch", "none"], default="torch",
+                   help="compare with PyTorch's CPU modules when installed (default)")
+    p.add_argument("--quick", action="store_true", help="fewer sizes and repetitions")
+    p.add_argument("--compile", action="store_true",
+                   help="also measure each variant's cold compile time (fresh processes)")
+    p.set_defaults(func=cmd_bench)
 
     from minigru.demos import DEMOS, TASKS
     from minigru.demos._common import add_options

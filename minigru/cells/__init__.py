@@ -53,5 +53,10 @@ def _not_yet(backend):
     return make
 
 
+def _numba_backend(variant):
+    from ..numba import backend      # compiles on first use only
+    return backend(variant)
+
+
 # backend name -> function(variant) returning an object with forward, backward, step.
-BACKENDS = {"numpy": _numpy_backend, "numba": _not_yet("numba"), "cuda": _not_yet("cuda")}
+BACKENDS = {"numpy": _numpy_backend, "numba": _numba_backend, "cuda": _not_yet("cuda")}

@@ -1,0 +1,253 @@
+"""``minigru bench``: minigru against PyTorch on the CPU, and every backend against the reference.
+
+How (BENCH.md): every figure is a ratio measured in one process, the two sides alternating
+(A B A B ...), the median of each side's times; ratio = other side's time / minigru's, so > 1
+means minigru is faster. Both sides get the same data, dtype (float32) and thread count.
+
+Workloads
+    training step   forward over the sequence, then backward giving dx, dstate0 and every
+                    parameter gradient of loss = sum(ys * R)
+    forward         the forward alone (minigru's keeps its cache; PyTorch's runs under no_grad)
+    streaming step  one time step from Python, B = 1, I = 16, H = 64, the state carried between
+                    calls, against nn.GRUCell/LSTMCell/RNNCell under no_grad
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .cell import Cell
+
+SIZES = {  # T, B, I, H
+    "tiny": (50, 16, 8, 32),
+    "stream": (1000, 1, 1, 64),
+    "medium": (200, 32, 64, 128),
+    "large": (100, 64, 500, 256),
+}
+STREAM_STEP = (16, 64)          # I, H of the streaming step
+TORCH_VARIANTS = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def threads():
+    """The threads minigru uses: Numba's (its default is the number of cores)."""
+    import numba
+    return numba.get_num_threads()
+
+
+def alternate(funcs, repeats, min_seconds=0.0):
+    """Run the functions in turn, ``repeats`` rounds (more if under min_seconds); median times."""
+    for f in funcs.values():                          # warm up (and compile)
+        f()
+    times = {k: [] for k in funcs}
+    start, rounds = time.perf_counter(), 0
+    while rounds < repeats or (time.perf_counter() - start < min_seconds and rounds < 50 * repeats):
+        for k, f in funcs.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+        rounds += 1
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def _problem(variant, size, dtype=np.float32, seed=0):
+    T, B, I, H = SIZES[size]
+    rng = np.random.default_rng(seed)
+    p = Cell(variant).init(I, H, rng=rng, dtype=dtype)
+    x = rng.normal(size=(T, B, I)).astype(dtype)
+    h0 = np.zeros((B, H), dtype)
+    state0 = (h0, h0.copy()) if variant == "lstm" else h0
+    O = p["V"].shape[1] - H if variant == "rru" else H
+    R = rng.normal(size=(T, B, O)).astype(dtype)
+    return p, x, state0, R
+
+
+def minigru_workloads(variant, backend, size):
+    cell = Cell(variant, backend)
+    p, x, state0, R = _problem(variant, size)
+
+    def step():
+        _, _, cache = cell.forward(p, x, state0)
+        cell.backward(p, cache, R)
+
+    def forward():
+        cell.forward(p, x, state0)
+    return step, forward
+
+
+def torch_workloads(variant, size):
+    import torch
+
+    T, B, I, H = SIZES[size]
+    torch.manual_seed(0)
+    module = getattr(torch.nn, TORCH_VARIANTS[variant])(I, H)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.normal(size=(T, B, I)).astype(np.float32), requires_grad=True)
+    h0 = torch.zeros(1, B, H, requires_grad=True)
+    state0 = (h0, torch.zeros(1, B, H, requires_grad=True)) if variant == "lstm" else h0
+    R = torch.tensor(rng.normal(size=(T, B, H)).astype(np.float32))
+
+    def step():
+        ys, _ = module(x, state0)
+        (ys * R).sum().backward()
+
+    def forward():
+        with torch.no_grad():
+            module(x, state0)
+    return step, forward
+
+
+def streaming(variant, backend, vs_torch, repeats):
+    """Seconds per step of the Python-driven streaming loop, minigru and (maybe) PyTorch."""
+    I, H = STREAM_STEP
+    n = 200
+    cell = Cell(variant, backend)
+    rng = np.random.default_rng(0)
+    p = cell.init(I, H, rng=rng, dtype=np.float32)
+    xs = rng.normal(size=(n, 1, I)).astype(np.float32)
+
+    def ours():
+        state = None
+        for t in range(n):
+            _, state = cell.step(p, xs[t], state)
+    funcs = {"minigru": ours}
+    if vs_torch and variant in TORCH_VARIANTS:
+        import torch
+        tcell = getattr(torch.nn, TORCH_VARIANTS[variant] + "Cell")(I, H)
+        txs = torch.from_numpy(xs)
+
+        def theirs():
+            with torch.no_grad():
+                state = None
+                for t in range(n):
+                    state = tcell(txs[t], state)
+                    y = state[0] if isinstance(state, tuple) else state
+            return y
+        funcs["torch"] = theirs
+    return {k: v / n for k, v in alternate(funcs, repeats).items()}
+
+
+def gemm_peak(n=2048, seconds=1.0):
+    """NumPy's float32 GEMM rate (GFLOP/s) on n x n matrices in this process."""
+    a = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+    a @ a
+    t0, k = time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        a @ a
+        k += 1
+    return 2 * n ** 3 * k / (time.perf_counter() - t0) / 1e9
+
+
+def flop_equivalent(variant, size, training):
+    """BENCH.md: 6·T·B·H·(I+H)·G/3 for a forward, three times that for a training step."""
+    T, B, I, H = SIZES[size]
+    forward = 6 * T * B * H * (I + H) * GATES[variant] / 3
+    return 3 * forward if training else forward
+
+
+def cold_compile_seconds(variant, backend):
+    """Seconds a fresh process with an empty Numba cache takes for its first step and backward."""
+    code = ("import time, numpy as np, minigru as mg; t = time.perf_counter(); "
+            f"c = mg.cell({variant!r}, backend={backend!r}); "
+            "p = c.init(3, 4, dtype=np.float32); x = np.zeros((2, 2, 3), np.float32); "
+            "ys, s, k = c.forward(p, x); c.backward(p, k, ys); c.step(p, x[0], s); "
+            "p = c.init(3, 4, dtype=np.float64); x = np.zeros((2, 2, 3)); "
+            "ys, s, k = c.forward(p, x); c.backward(p, k, ys); c.step(p, x[0], s); "
+            "print(time.perf_counter() - t)")
+    with tempfile.TemporaryDirectory() as cache_dir:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=False, out=None):
+    """Measure; print a table (to ``out``) and return every figure as a dict."""
+    out = out or sys.stdout
+    repeats = 3 if quick else 9
+    result = {"backend": backend, "threads": threads(), "quick": quick, "dtype": "float32"}
+    torch = None
+    if vs_torch:
+        try:
+            import torch
+            torch.set_num_threads(result["threads"])
+            result["torch"] = torch.__version__
+        except ImportError:
+            print("PyTorch is not installed: comparing with the NumPy reference only", file=out)
+    result["gemm_peak_gflops"] = gemm_peak(seconds=0.3 if quick else 1.0)
+    print(f"minigru bench: backend={backend}, float32, {result['threads']} threads, "
+          f"NumPy GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s", file=out)
+
+    sizes = ["tiny", "stream"] if quick else list(SIZES)
+    rows = []
+    if torch is not None:
+        print(f"\n{'variant':<7} {'size':<7} {'torch train':>12} {'ours':>10} {'ratio':>6}   "
+              f"{'torch fwd':>10} {'ours':>10} {'ratio':>6}", file=out)
+        for variant in [v for v in variants if v in TORCH_VARIANTS]:
+            for size in sizes:
+                ts, tf = torch_workloads(variant, size)
+                ms, mf = minigru_workloads(variant, backend, size)
+                train = alternate({"torch": ts, "minigru": ms}, repeats)
+                fwd = alternate({"torch": tf, "minigru": mf}, repeats)
+                row = {"variant": variant, "size": size,
+                       "torch_train_ms": train["torch"] * 1e3, "train_ms": train["minigru"] * 1e3,
+                       "train_ratio": train["torch"] / train["minigru"],
+                       "torch_forward_ms": fwd["torch"] * 1e3, "forward_ms": fwd["minigru"] * 1e3,
+                       "forward_ratio": fwd["torch"] / fwd["minigru"]}
+                if size == "large":
+                    row["train_gemm_efficiency"] = (flop_equivalent(variant, size, True)
+                                                    / train["minigru"] / 1e9
+                                                    / result["gemm_peak_gflops"])
+                rows.append(row)
+                print(f"{variant:<7} {size:<7} {row['torch_train_ms']:>10.2f}ms "
+                      f"{row['train_ms']:>8.2f}ms {row['train_ratio']:>6.2f}   "
+                      f"{row['torch_forward_ms']:>8.2f}ms {row['forward_ms']:>8.2f}ms "
+                      f"{row['forward_ratio']:>6.2f}"
+                      + (f"   {100 * row['train_gemm_efficiency']:.0f}% of GEMM peak"
+                         if "train_gemm_efficiency" in row else ""), file=out)
+        result["vs_torch"] = rows
+
+    print(f"\n{'variant':<7} {'streaming step':>15} {'torch cell':>11} {'ratio':>6}", file=out)
+    stream_rows = []
+    for variant in variants:
+        s = streaming(variant, backend, torch is not None, repeats)
+        row = {"variant": variant, "step_us": s["minigru"] * 1e6}
+        if "torch" in s:
+            row.update(torch_step_us=s["torch"] * 1e6, ratio=s["torch"] / s["minigru"])
+        stream_rows.append(row)
+        print(f"{variant:<7} {row['step_us']:>13.2f}us "
+              + (f"{row['torch_step_us']:>9.2f}us {row['ratio']:>6.2f}" if "ratio" in row else ""),
+              file=out)
+    result["streaming_step"] = stream_rows
+
+    if backend != "numpy":
+        print(f"\n{'variant':<7} {'size':<7} {'reference':>11} {'ours':>10} {'ratio':>7}", file=out)
+        ref_rows = []
+        for variant in variants:
+            for size in ("tiny",) if quick else ("tiny", "medium"):
+                rs, _ = minigru_workloads(variant, "numpy", size)
+                ms, _ = minigru_workloads(variant, backend, size)
+                t = alternate({"numpy": rs, "minigru": ms}, repeats)
+                row = {"variant": variant, "size": size, "numpy_train_ms": t["numpy"] * 1e3,
+                       "train_ms": t["minigru"] * 1e3, "ratio": t["numpy"] / t["minigru"]}
+                ref_rows.append(row)
+                print(f"{variant:<7} {size:<7} {row['numpy_train_ms']:>9.2f}ms "
+                      f"{row['train_ms']:>8.2f}ms {row['ratio']:>7.2f}", file=out)
+        result["vs_numpy"] = ref_rows
+
+    if compile_times and backend != "numpy":
+        print(f"\n{'variant':<7} {'cold compile (fwd+bwd+step, 2 dtypes)':>40}", file=out)
+        result["cold_compile_s"] = {}
+        for variant in variants:
+            s = cold_compile_seconds(variant, backend)
+            result["cold_compile_s"][variant] = s
+            print(f"{variant:<7} {s:>38.1f} s", file=out)
+    print(json.dumps(result), file=out)
+    return result
+
+

@@ -1,0 +1,26 @@
+"""backend="numba": every cell's time loop compiled for the CPU with Numba.
+
+One module per cell family, mirroring ``minigru/cells``; each exposes
+``FUNCTIONS = {variant: (forward, backward, step)}`` with the signatures of the NumPy reference
+and the same cache contents. Compiled code is cached on disk (``cache=True``), so only the first
+process on a machine pays the compilation.
+"""
+
+from importlib import import_module
+from types import SimpleNamespace
+
+FAMILIES = ("elman", "lstm", "gru")
+
+FUNCTIONS = {}
+for _family in FAMILIES:
+    FUNCTIONS.update(import_module(f"{__name__}.{_family}").FUNCTIONS)
+
+
+def backend(variant):
+    """The numba forward, backward and step of ``variant`` (a ``Variant``)."""
+    if variant.name not in FUNCTIONS:
+        raise NotImplementedError(
+            f"backend 'numba' does not have {variant.name!r} yet; it has "
+            f"{', '.join(sorted(FUNCTIONS))} (use backend='numpy' for the others)")
+    forward, backward, step = FUNCTIONS[variant.name]
+    return SimpleNamespace(forward=forward, backward=backward, step=step)

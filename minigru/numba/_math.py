@@ -1,0 +1,138 @@
+"""Scalar math for the compiled kernels, written once for every target.
+
+``sigmoid`` and ``tanh`` are plain Python functions (so a reader can run them) that Numba
+specialises by the scalar type it sees:
+
+- float64: the exact forms of the NumPy reference (``exp`` only of a non-positive number), so the
+  backends agree with it to rounding (1e-10 is the bar; in practice ~1e-15).
+- float32: a branch-free rational approximation of tanh (the 13/6 minimax form Eigen and
+  TensorFlow use for float32), which LLVM vectorises, where a call to ``tanhf`` would stay scalar.
+  Its error is a few float32 ulps (measured: at most 3e-7 relative on [-10, 10]), well inside the
+  1e-4 float32 agreement, and ``sigmoid(a) = 0.5 + 0.5 tanh(a / 2)`` inherits it. Every
+  constant is a float32, so no float32 kernel is silently promoted to float64.
+
+``matmul`` and ``matmul_acc`` are the small products inside the time loop, as loops whose
+innermost axis is contiguous, so that LLVM vectorises them; the large products before and after
+the loop go to NumPy's BLAS.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+# ------------------------------------------------------------------ float32 tanh, Eigen's form
+_CLAMP = np.float32(7.90531110763549805)   # tanh rounds to ±1 in float32 beyond this
+_A1 = np.float32(4.89352455891786e-03)
+_A3 = np.float32(6.37261928875436e-04)
+_A5 = np.float32(1.48572235717979e-05)
+_A7 = np.float32(5.12229709037114e-08)
+_A9 = np.float32(-8.60467152213735e-11)
+_A11 = np.float32(2.00018790482477e-13)
+_A13 = np.float32(-2.76076847742355e-16)
+_B0 = np.float32(4.89352518554385e-03)
+_B2 = np.float32(2.26843463243900e-03)
+_B4 = np.float32(1.18534705686654e-04)
+_B6 = np.float32(1.19825839466702e-06)
+_HALF32 = np.float32(0.5)
+
+# Numba types a Python literal as float64 and ``1 - z`` with a float32 z as float64: the kernels
+# write ``ONE - z``. A float32 constant next to a float64 value is promoted exactly (1 and 0 are
+# representable), so one set of constants serves both dtypes.
+ONE = np.float32(1.0)
+ZERO = np.float32(0.0)
+
+
+def tanh_f32(x):
+    """tanh(x) ≈ x·p(x²)/q(x²) on the clamped range; float32 in, float32 out."""
+    x = min(max(x, -_CLAMP), _CLAMP)
+    x2 = x * x
+    p = x2 * _A13 + _A11
+    p = x2 * p + _A9
+    p = x2 * p + _A7
+    p = x2 * p + _A5
+    p = x2 * p + _A3
+    p = x2 * p + _A1
+    q = x2 * _B6 + _B4
+    q = x2 * q + _B2
+    q = x2 * q + _B0
+    return x * p / q
+
+
+def sigmoid_f32(x):
+    return _HALF32 + _HALF32 * tanh(_HALF32 * x)     # tanh is tanh_f32 here (see below)
+
+
+def sigmoid_f64(x):
+    """The reference's overflow-free form: exp is only taken of a non-positive number."""
+    if x >= 0:
+        return ONE / (ONE + math.exp(-x))
+    e = math.exp(x)
+    return e / (ONE + e)
+
+
+# ------------------------------------------------------------------ the dispatching stubs
+
+def sigmoid(x):
+    """σ(x) = 1 / (1 + exp(−x)); compiled per dtype as described above."""
+    return sigmoid_f64(x)
+
+
+def tanh(x):
+    return math.tanh(x)
+
+
+def relu(x):
+    return x if x > ZERO else ZERO
+
+
+def _is_f32(x):
+    return isinstance(x, types.Float) and x.bitwidth == 32
+
+
+@overload(sigmoid, inline="always")
+def _sigmoid(x):
+    if _is_f32(x):
+        return sigmoid_f32
+    return sigmoid_f64
+
+
+@overload(tanh, inline="always")
+def _tanh(x):
+    if _is_f32(x):
+        return tanh_f32
+    return lambda x: math.tanh(x)
+
+
+@overload(relu, inline="always")
+def _relu(x):
+    return lambda x: x if x > ZERO else ZERO
+
+
+# ------------------------------------------------------------------ small products
+
+@njit(cache=True)
+def matmul(A, B, out):
+    """out = A @ B for A (m, k), B (k, n) (C-contiguous rows)."""
+    m, k = A.shape
+    n = B.shape[1]
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0
+        for p in range(k):
+            a = A[i, p]
+            for j in range(n):
+                out[i, j] += a * B[p, j]
+
+
+@njit(cache=True)
+def matmul_acc(A, B, out):
+    """out += A @ B."""
+    m, k = A.shape
+    n = B.shape[1]
+    for i in range(m):
+        for p in range(k):
+            a = A[i, p]
+            for j in range(n):
+                out[i, j] += a * B[p, j]

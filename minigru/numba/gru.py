@@ -1,0 +1,253 @@
+"""The GRU family compiled with Numba: a checked copy of ``minigru/cells/gru.py``.
+
+The same loop structure as the NumPy reference, and the same cache (so either backward can
+follow either forward): ``x @ W`` for all steps in one BLAS product before the loop; inside the
+loop only the recurrent product and one fused pointwise pass that writes what the backward needs;
+after the reverse loop, the weight gradients and ``dx`` as single BLAS products.
+
+The per-element math (``gru_point``, ``gru_point_backward``, ...) is plain Python over scalars:
+this file compiles it for the CPU, the CUDA backend compiles the same functions for the GPU.
+"""
+
+import numpy as np
+from numba import njit
+
+from ..cells import _gated
+from ._math import ONE, matmul, matmul_acc, sigmoid, tanh
+
+# ============================================================================ gru (reset after)
+
+
+def gru_point(ar, az, an, ur, uz, un, c, h):
+    """One unit of one row: x-terms a, recurrent terms u, bias c, old state h -> h', r, z, n, hn."""
+    r = sigmoid(ar + ur)
+    z = sigmoid(az + uz)
+    hn = un + c
+    n = tanh(an + r * hn)
+    return z * h + (ONE - z) * n, r, z, n, hn
+
+
+def gru_point_backward(dh, h, r, z, n, hn):
+    """Backward of gru_point: dh (into h') -> dar, daz, dan, dhn and the direct part of dh_prev."""
+    dz = dh * (h - n)
+    dn = dh * (ONE - z)
+    dan = dn * (ONE - n * n)                            # through tanh
+    dr = dan * hn
+    dhn = dan * r
+    dar = dr * r * (ONE - r)                            # through sigmoid
+    daz = dz * z * (ONE - z)
+    return dar, daz, dan, dhn, dh * z
+
+
+_gru_point = njit(inline="always")(gru_point)
+_gru_point_backward = njit(inline="always")(gru_point_backward)
+
+
+@njit(cache=True)
+def gru_forward_loop(xw, U, c, hs, r, z, n, hn):
+    T, B, G = xw.shape
+    H = G // 3
+    hu = np.empty((B, G), xw.dtype)                   # h U, one step
+    for t in range(T):
+        matmul(hs[t], U, hu)
+        for b in range(B):
+            for j in range(H):
+                hs[t + 1, b, j], r[t, b, j], z[t, b, j], n[t, b, j], hn[t, b, j] = _gru_point(
+                    xw[t, b, j], xw[t, b, H + j], xw[t, b, 2 * H + j],
+                    hu[b, j], hu[b, H + j], hu[b, 2 * H + j], c[j], hs[t, b, j])
+
+
+@njit(cache=True)
+def gru_backward_loop(UT, hs, r, z, n, hn, dys, dh_next, dxw, dhu):
+    T, B, H = r.shape
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(H):
+                dar, daz, dan, dhn, dh_direct = _gru_point_backward(
+                    dys[t, b, j] + dh_next[b, j], hs[t, b, j], r[t, b, j], z[t, b, j],
+                    n[t, b, j], hn[t, b, j])
+                dxw[t, b, j], dxw[t, b, H + j], dxw[t, b, 2 * H + j] = dar, daz, dan
+                dhu[t, b, j], dhu[t, b, H + j], dhu[t, b, 2 * H + j] = dar, daz, dhn
+                dh_next[b, j] = dh_direct
+        matmul_acc(dhu[t], UT, dh_next)               # through h U
+
+
+def gru_forward(p, x, h0, training=True):
+    W, U, c = p["W"], p["U"], p["c"]
+    T, B, I = x.shape
+    H = h0.shape[1]
+    xw = (x.reshape(T * B, I) @ W + p["b"]).reshape(T, B, 3 * H)
+    hs = np.empty((T + 1, B, H), x.dtype)
+    hs[0] = h0
+    r, z, n, hn = (np.empty((T, B, H), x.dtype) for _ in range(4))
+    gru_forward_loop(xw, np.ascontiguousarray(U), c, hs, r, z, n, hn)
+    cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n, "hn": hn}
+    return hs[1:].copy(), hs[T].copy(), cache
+
+
+def gru_backward(p, cache, dys, dh_T):
+    W, U = p["W"], p["U"]
+    x, hs, r, z, n, hn = (cache[k] for k in ("x", "hs", "r", "z", "n", "hn"))
+    T, B, H = n.shape
+    I = x.shape[2]
+    dxw = np.empty((T, B, 3 * H), x.dtype)
+    dhu = np.empty((T, B, 3 * H), x.dtype)
+    dh_next = np.array(dh_T, copy=True)
+    gru_backward_loop(np.ascontiguousarray(U.T), hs, r, z, n, hn, np.ascontiguousarray(dys),
+                      dh_next, dxw, dhu)
+    dXW, dHU = dxw.reshape(T * B, 3 * H), dhu.reshape(T * B, 3 * H)
+    grads = {
+        "W": x.reshape(T * B, I).T @ dXW,
+        "U": hs[:-1].reshape(T * B, H).T @ dHU,
+        "b": dXW.sum(axis=0),
+        "c": dHU[:, 2 * H:].sum(axis=0),
+    }
+    return (dXW @ W.T).reshape(T, B, I), dh_next, grads
+
+
+@njit(cache=True)
+def gru_step_kernel(x, W, b, U, c, h, h_new):
+    B, H = h.shape
+    xw = np.empty((B, 3 * H), x.dtype)
+    hu = np.empty((B, 3 * H), x.dtype)
+    matmul(x, W, xw)
+    matmul(h, U, hu)
+    for i in range(B):
+        for j in range(H):
+            h_new[i, j], _, _, _, _ = _gru_point(
+                xw[i, j] + b[j], xw[i, H + j] + b[H + j], xw[i, 2 * H + j] + b[2 * H + j],
+                hu[i, j], hu[i, H + j], hu[i, 2 * H + j], c[j], h[i, j])
+
+
+def gru_step(p, x_t, h):
+    h_new = np.empty_like(h)
+    gru_step_kernel(np.ascontiguousarray(x_t), p["W"], p["b"], p["U"], p["c"],
+                    np.ascontiguousarray(h), h_new)
+    return h_new, h_new
+
+
+# ============================================================ gru_v3, gru1..gru3 (reset before)
+
+
+def v3_gate_point(ar, az):
+    return sigmoid(ar), sigmoid(az)
+
+
+def v3_point(an, un, h, z):
+    """Candidate and update once (r ⊙ h) U_n is known: -> h', n."""
+    n = tanh(an + un)
+    return z * h + (ONE - z) * n, n
+
+
+def v3_point_backward(dh, h, z, n):
+    """-> dz, dan and the direct part of dh_prev."""
+    dz = dh * (h - n)
+    dan = dh * (ONE - z) * (ONE - n * n)
+    return dz, dan, dh * z
+
+
+_v3_gate_point = njit(inline="always")(v3_gate_point)
+_v3_point = njit(inline="always")(v3_point)
+_v3_point_backward = njit(inline="always")(v3_point_backward)
+
+
+@njit(cache=True)
+def v3_forward_loop(ag, xn, Ug, has_ug, Un, hs, r, z, n):
+    """ag (T, B, 2H): the gates' x and bias terms; xn (T, B, H): the candidate's."""
+    T, B, H = xn.shape
+    hug = np.zeros((B, 2 * H), xn.dtype)
+    rh = np.empty((B, H), xn.dtype)
+    un = np.empty((B, H), xn.dtype)
+    for t in range(T):
+        if has_ug:
+            matmul(hs[t], Ug, hug)
+        for b in range(B):
+            for j in range(H):
+                r[t, b, j], z[t, b, j] = _v3_gate_point(ag[t, b, j] + hug[b, j],
+                                                        ag[t, b, H + j] + hug[b, H + j])
+                rh[b, j] = r[t, b, j] * hs[t, b, j]
+        matmul(rh, Un, un)                            # reset before the product
+        for b in range(B):
+            for j in range(H):
+                hs[t + 1, b, j], n[t, b, j] = _v3_point(xn[t, b, j], un[b, j], hs[t, b, j],
+                                                        z[t, b, j])
+
+
+@njit(cache=True)
+def v3_backward_loop(UgT, has_ug, UnT, hs, r, z, n, dys, dh_next, dag, dan):
+    T, B, H = n.shape
+    drh = np.empty((B, H), n.dtype)
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(H):
+                dz, dan[t, b, j], dh_next[b, j] = _v3_point_backward(
+                    dys[t, b, j] + dh_next[b, j], hs[t, b, j], z[t, b, j], n[t, b, j])
+                dag[t, b, H + j] = dz * z[t, b, j] * (ONE - z[t, b, j])
+        matmul(dan[t], UnT, drh)                      # through (r*h) U_n
+        for b in range(B):
+            for j in range(H):
+                rr = r[t, b, j]
+                dag[t, b, j] = drh[b, j] * hs[t, b, j] * rr * (ONE - rr)
+                dh_next[b, j] += drh[b, j] * rr
+        if has_ug:
+            matmul_acc(dag[t], UgT, dh_next)          # the gates saw h through U_g
+
+
+def _dummy(dtype):
+    return np.zeros((1, 1), dtype)
+
+
+def v3_forward(p, x, h0, training=True):
+    parts = _gated.split(p)
+    (Ug, Un), (_, Wn), (_, bn) = parts["U"], parts["W"], parts["b"]
+    T, B, I = x.shape
+    H = h0.shape[1]
+    ag = np.ascontiguousarray(_gated.gate_inputs(x, parts, 2 * H))
+    xn = (x.reshape(T * B, I) @ Wn + bn).reshape(T, B, H)
+    hs = np.empty((T + 1, B, H), x.dtype)
+    hs[0] = h0
+    r, z, n = (np.empty((T, B, H), x.dtype) for _ in range(3))
+    v3_forward_loop(ag, xn, _dummy(x.dtype) if Ug is None else np.ascontiguousarray(Ug),
+                    Ug is not None, np.ascontiguousarray(Un), hs, r, z, n)
+    cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n}
+    return hs[1:].copy(), hs[T].copy(), cache
+
+
+def v3_backward(p, cache, dys, dh_T):
+    parts = _gated.split(p)
+    (Wg, Wn), (Ug, Un), (bg, _) = parts["W"], parts["U"], parts["b"]
+    x, hs, r, z, n = (cache[k] for k in ("x", "hs", "r", "z", "n"))
+    T, B, H = n.shape
+    I = x.shape[2]
+    dag = np.empty((T, B, 2 * H), x.dtype)
+    dan = np.empty((T, B, H), x.dtype)
+    dh_next = np.array(dh_T, copy=True)
+    v3_backward_loop(_dummy(x.dtype) if Ug is None else np.ascontiguousarray(Ug.T),
+                     Ug is not None, np.ascontiguousarray(Un.T), hs, r, z, n,
+                     np.ascontiguousarray(dys), dh_next, dag, dan)
+    X = x.reshape(T * B, I)
+    Hp = hs[:-1].reshape(T * B, H)
+    dA_g, dA_n = dag.reshape(T * B, 2 * H), dan.reshape(T * B, H)
+    g = {
+        "W": (X.T @ dA_g if Wg is not None else None, X.T @ dA_n),
+        "U": (Hp.T @ dA_g if Ug is not None else None, (r * hs[:-1]).reshape(T * B, H).T @ dA_n),
+        "b": (dA_g.sum(axis=0) if bg is not None else None, dA_n.sum(axis=0)),
+    }
+    dx = dA_n @ Wn.T
+    if Wg is not None:
+        dx += dA_g @ Wg.T
+    return dx.reshape(T, B, I), dh_next, _gated.merge(g)
+
+
+def v3_step(p, x_t, h):
+    ys, h_new, _ = v3_forward(p, x_t[None], h)
+    return h_new, h_new
+
+
+FUNCTIONS = {
+    "gru": (gru_forward, gru_backward, gru_step),
+    "gru_v3": (v3_forward, v3_backward, v3_step),
+    "gru1": (v3_forward, v3_backward, v3_step),
+    "gru2": (v3_forward, v3_backward, v3_step),
+    "gru3": (v3_forward, v3_backward, v3_step),
+}

@@ -1,0 +1,113 @@
+"""lstm compiled with Numba: a checked copy of ``minigru/cells/lstm.py`` (same cache)."""
+
+import numpy as np
+from numba import njit
+
+from ._math import ONE, matmul, matmul_acc, sigmoid, tanh
+
+
+def lstm_point(ai, af, ag, ao, c):
+    """One unit: pre-activations and old cell state -> h', c', i, f, g, o, tanh(c')."""
+    i, f, g, o = sigmoid(ai), sigmoid(af), tanh(ag), sigmoid(ao)
+    c_new = f * c + i * g
+    tc = tanh(c_new)
+    return o * tc, c_new, i, f, g, o, tc
+
+
+def lstm_point_backward(dh, dc_next, c, i, f, g, o, tc):
+    """-> dai, daf, dag, dao and dc (into the previous cell state)."""
+    do = dh * tc
+    dc = dc_next + dh * o * (ONE - tc * tc)           # c_t feeds h_t and c_{t+1}
+    dai = dc * g * i * (ONE - i)
+    daf = dc * c * f * (ONE - f)
+    dag = dc * i * (ONE - g * g)
+    dao = do * o * (ONE - o)
+    return dai, daf, dag, dao, dc * f
+
+
+_lstm_point = njit(inline="always")(lstm_point)
+_lstm_point_backward = njit(inline="always")(lstm_point_backward)
+
+
+@njit(cache=True)
+def forward_loop(xw, U, hs, cs, gates, tc):
+    T, B, G = xw.shape
+    H = G // 4
+    a = np.empty((B, G), xw.dtype)
+    for t in range(T):
+        matmul(hs[t], U, a)
+        for b in range(B):
+            for j in range(H):
+                (hs[t + 1, b, j], cs[t + 1, b, j], gates[t, b, j], gates[t, b, H + j],
+                 gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], tc[t, b, j]) = _lstm_point(
+                    xw[t, b, j] + a[b, j], xw[t, b, H + j] + a[b, H + j],
+                    xw[t, b, 2 * H + j] + a[b, 2 * H + j], xw[t, b, 3 * H + j] + a[b, 3 * H + j],
+                    cs[t, b, j])
+
+
+@njit(cache=True)
+def backward_loop(UT, cs, gates, tc, dys, dh_next, dc_next, da):
+    T, B, G = da.shape
+    H = G // 4
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(H):
+                (da[t, b, j], da[t, b, H + j], da[t, b, 2 * H + j], da[t, b, 3 * H + j],
+                 dc_next[b, j]) = _lstm_point_backward(
+                    dys[t, b, j] + dh_next[b, j], dc_next[b, j], cs[t, b, j], gates[t, b, j],
+                    gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j],
+                    tc[t, b, j])
+                dh_next[b, j] = 0
+        matmul_acc(da[t], UT, dh_next)                # through h U
+
+
+def forward(p, x, state0, training=True):
+    h0, c0 = state0
+    T, B, I = x.shape
+    H = h0.shape[1]
+    xw = (x.reshape(T * B, I) @ p["W"] + p["b"]).reshape(T, B, 4 * H)
+    hs, cs = np.empty((T + 1, B, H), x.dtype), np.empty((T + 1, B, H), x.dtype)
+    hs[0], cs[0] = h0, c0
+    gates = np.empty((T, B, 4 * H), x.dtype)
+    tc = np.empty((T, B, H), x.dtype)
+    forward_loop(xw, np.ascontiguousarray(p["U"]), hs, cs, gates, tc)
+    cache = {"x": x, "hs": hs, "cs": cs, "gates": gates, "tc": tc}
+    return hs[1:].copy(), (hs[T].copy(), cs[T].copy()), cache
+
+
+def backward(p, cache, dys, dstate):
+    x, hs, cs, gates, tc = (cache[k] for k in ("x", "hs", "cs", "gates", "tc"))
+    T, B, H = tc.shape
+    I = x.shape[2]
+    da = np.empty((T, B, 4 * H), x.dtype)
+    dh_next, dc_next = np.array(dstate[0], copy=True), np.array(dstate[1], copy=True)
+    backward_loop(np.ascontiguousarray(p["U"].T), cs, gates, tc, np.ascontiguousarray(dys),
+                  dh_next, dc_next, da)
+    dA = da.reshape(T * B, 4 * H)
+    grads = {"W": x.reshape(T * B, I).T @ dA, "U": hs[:-1].reshape(T * B, H).T @ dA,
+             "b": dA.sum(axis=0)}
+    return (dA @ p["W"].T).reshape(T, B, I), (dh_next, dc_next), grads
+
+
+@njit(cache=True)
+def step_kernel(x, W, b, U, h, c, h_new, c_new):
+    B, H = h.shape
+    a = np.empty((B, 4 * H), x.dtype)
+    matmul(x, W, a)
+    matmul_acc(h, U, a)
+    for i in range(B):
+        for j in range(H):
+            h_new[i, j], c_new[i, j], _, _, _, _, _ = _lstm_point(
+                a[i, j] + b[j], a[i, H + j] + b[H + j], a[i, 2 * H + j] + b[2 * H + j],
+                a[i, 3 * H + j] + b[3 * H + j], c[i, j])
+
+
+def step(p, x_t, state):
+    h, c = state
+    h_new, c_new = np.empty_like(h), np.empty_like(c)
+    step_kernel(np.ascontiguousarray(x_t), p["W"], p["b"], p["U"], np.ascontiguousarray(h),
+                np.ascontiguousarray(c), h_new, c_new)
+    return h_new, (h_new, c_new)
+
+
+FUNCTIONS = {"lstm": (forward, backward, step)}
