@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from .cell import Cell
-from .cells import BACKENDS, VARIANTS, get_variant
+from .cells import BACKENDS, REGISTRY, VARIANTS, get_variant
 from .gradcheck import TOLERANCE, gradcheck
 
 
@@ -16,9 +16,9 @@ def _variant_list(value):
         return list(VARIANTS)
     names = [v.strip() for v in value.split(",") if v.strip()]
     for name in names:
-        if name not in VARIANTS:
+        if name not in REGISTRY:                       # the 15, and any registered ones
             raise argparse.ArgumentTypeError(
-                f"unknown variant {name!r}; choose 'all' or from {', '.join(VARIANTS)}")
+                f"unknown variant {name!r}; choose 'all' or from {', '.join(REGISTRY)}")
     return names
 
 

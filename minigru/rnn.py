@@ -28,7 +28,9 @@ class RNN(Module):
     """A stack of ``num_layers`` recurrent layers of ``variant``, in one or both directions.
 
     Arguments as ``torch.nn.GRU``'s, plus ``variant``, ``backend``, ``dtype`` and ``seed``;
-    ``cell_options`` go to every cell (rru: output_size, multiplier, dropout; ligru: momentum).
+    ``cell_options`` go to every cell (rru: output_size, multiplier, and ``cell_dropout`` for
+    its dropout inside the cell, since ``dropout`` is PyTorch's, between layers; ligru:
+    momentum).
     """
 
     def __init__(self, variant, input_size, hidden_size, num_layers=1, bidirectional=False,
@@ -43,6 +45,8 @@ class RNN(Module):
         self.dropout = _check.probability("dropout", dropout)
         if "seed" in cell_options:
             raise TypeError("the RNN's seed drives every cell's dropout: give seed= to RNN only")
+        if "cell_dropout" in cell_options:            # rru's own dropout; `dropout` is PyTorch's
+            cell_options["dropout"] = cell_options.pop("cell_dropout")
         dtype = _check.float_dtype("dtype", dtype)
         self.variant, self.seed, self.cell_options = variant, seed, dict(cell_options)
         self.num_directions = 2 if self.bidirectional else 1
@@ -72,6 +76,13 @@ class RNN(Module):
         return self.cell_options.get("output_size") or self.hidden_size
 
     @property
+    def _config_cell_options(self):
+        opts = dict(self.cell_options)
+        if "dropout" in opts:
+            opts["cell_dropout"] = opts.pop("dropout")
+        return opts
+
+    @property
     def lstm_state(self):
         return self._cells[0].variant.lstm_state
 
@@ -85,7 +96,7 @@ class RNN(Module):
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "bidirectional": self.bidirectional, "dropout": self.dropout,
                 "batch_first": self.batch_first, "backend": self.backend,
-                "dtype": self.dtype.name, "seed": self.seed, **self.cell_options}
+                "dtype": self.dtype.name, "seed": self.seed, **self._config_cell_options}
 
     # ------------------------------------------------------------------ backend
     @property

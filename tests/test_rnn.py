@@ -335,3 +335,15 @@ def test_truncated_bptt_equals_torch_with_detached_state():
         name = ("weight_ih" if k[0] == "W" else "weight_hh") + k[1:]
         np.testing.assert_allclose(rnn.grads[k], getattr(module, name).grad.numpy().T,
                                    rtol=1e-10, atol=1e-12, err_msg=k)
+
+
+def test_rru_dropout_inside_the_cell_is_cell_dropout():
+    rnn = mg.RNN("rru", I, H, cell_dropout=0.5, dtype=np.float64, seed=0)
+    assert rnn.config()["cell_dropout"] == 0.5 and rnn.dropout == 0.0
+    x = np.ones((T, B, I))
+    a, _ = rnn.forward(x)
+    b, _ = rnn.forward(x)
+    assert not np.array_equal(a, b)                   # fresh masks each training forward
+    np.testing.assert_array_equal(rnn.eval().forward(x)[0], rnn.forward(x)[0])
+    again = mg.RNN(**rnn.config())                    # the config rebuilds it
+    assert again._cells[0].options["dropout"] == 0.5
