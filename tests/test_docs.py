@@ -24,6 +24,18 @@ def test_python_blocks_run(page):
             pytest.fail(f"{page.name} python block {i + 1} failed: {type(e).__name__}: {e}")
 
 
+SOURCES = [p.read_text(encoding="utf-8") for p in (ROOT / "minigru").rglob("*.py")]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_quoted_code_is_still_in_the_source(page):
+    """```py blocks quote minigru's code verbatim: each must still appear in a source file."""
+    for i, block in enumerate(re.findall(r"```py\n(.*?)```", page.read_text(encoding="utf-8"),
+                                         flags=re.S)):
+        assert any(block.rstrip("\n") in src for src in SOURCES), (
+            f"{page.name} quote {i + 1} no longer matches the code:\n{block}")
+
+
 def test_readme_has_python_blocks():
     assert python_blocks(ROOT / "README.md")
 
