@@ -6,10 +6,12 @@ and the same cache contents. Compiled code is cached on disk (``cache=True``), s
 process on a machine pays the compilation.
 """
 
+import pkgutil
 from importlib import import_module
 from types import SimpleNamespace
 
-FAMILIES = ("elman", "lstm", "gru")
+# every family module here (the files without a leading underscore)
+FAMILIES = tuple(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 FUNCTIONS = {}
 for _family in FAMILIES:
