@@ -43,6 +43,7 @@ class Cell:
             self.options["seed"] = None
             self._rng = np.random.default_rng()
         self.buffers = None
+        self._checked = None
         self._set_options(options)
 
     @property
@@ -110,8 +111,18 @@ class Cell:
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, p):
+        """(sizes, dtype) of a checked p. The result is kept for the same dict holding the same
+        arrays, so the streaming path (``step`` in a loop) checks its parameters once."""
         if not isinstance(p, dict):
             raise TypeError(f"p must be a dict of parameter arrays, got {type(p).__name__}")
+        key = (id(p), *map(id, p.values()))
+        if self._checked is not None and self._checked[0] == key:
+            return self._checked[1]
+        result = self._check_params_now(p)
+        self._checked = (key, result, tuple(p.values()))  # alive, so their ids stay unique
+        return result
+
+    def _check_params_now(self, p):
         try:
             sizes = self.variant.sizes(p)
         except (KeyError, AttributeError, IndexError, TypeError):

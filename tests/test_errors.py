@@ -193,3 +193,12 @@ def test_backward_with_params_other_than_the_forward_had():
     ys, _, cache = cell.forward(p, np.zeros((T, B, I)))
     with pytest.raises(ValueError, match="but the cache was made with parameters of shapes"):
         cell.backward(q, cache, ys[..., :2])
+
+
+def test_a_checked_dict_is_checked_again_when_an_array_is_replaced():
+    cell = mg.cell("gru")
+    p = cell.init(I, H, rng=np.random.default_rng(0))
+    cell.step(p, np.zeros((B, I)))                    # checked and remembered
+    p["U"] = np.zeros((H + 1, 3 * H))
+    with pytest.raises(ValueError, match=r"p\['W'\] must have shape \(3, 18\), got \(3, 15\)"):
+        cell.step(p, np.zeros((B, I)))
