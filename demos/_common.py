@@ -14,6 +14,7 @@ and ends with ``if __name__ == "__main__": main(run, NAME, __doc__)``, so that
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -102,3 +103,14 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def one_blas_thread():
+    """One BLAS thread for the whole demo: with H = 32 every product is tiny, and several threads
+    spend longer waiting for each other than multiplying (ten times longer on a busy machine).
+    Uses threadpoolctl (in the ``demos`` extra); without it, a no-op."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")

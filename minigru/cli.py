@@ -152,7 +152,7 @@ def main(argv=None, out=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, out)
-    except (ValueError, TypeError, NotImplementedError) as e:
+    except (ValueError, TypeError, NotImplementedError, ImportError) as e:
         print(f"minigru {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `minigru variants | head`: the reader has all it wanted

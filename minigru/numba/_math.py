@@ -14,6 +14,11 @@ specialises by the scalar type it sees:
 ``matmul`` and ``matmul_acc`` are the small products inside the time loop, as loops whose
 innermost axis is contiguous, so that LLVM vectorises them; the large products before and after
 the loop go to NumPy's BLAS.
+
+Every kernel compiles with ``error_model="numpy"`` (``kernel`` and ``pointwise`` below): float
+division by zero then gives inf/nan as in NumPy instead of raising, and, more to the point here,
+the check Python's semantics need would sit in every loop and stop LLVM from vectorising it
+(measured: 6.4 ns per sigmoid+tanh scalar, 0.5 ns vectorised, float32).
 """
 
 import math
@@ -21,6 +26,9 @@ import math
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
+
+kernel = njit(cache=True, error_model="numpy")            # a compiled loop, cached on disk
+pointwise = njit(inline="always", error_model="numpy")   # per-element math, inlined
 
 # ------------------------------------------------------------------ float32 tanh, Eigen's form
 _CLAMP = np.float32(7.90531110763549805)   # tanh rounds to ±1 in float32 beyond this
@@ -112,7 +120,7 @@ def _relu(x):
 
 # ------------------------------------------------------------------ small products
 
-@njit(cache=True)
+@kernel
 def matmul(A, B, out):
     """out = A @ B for A (m, k), B (k, n) (C-contiguous rows)."""
     m, k = A.shape
@@ -126,7 +134,7 @@ def matmul(A, B, out):
                 out[i, j] += a * B[p, j]
 
 
-@njit(cache=True)
+@kernel
 def matmul_acc(A, B, out):
     """out += A @ B."""
     m, k = A.shape

@@ -1,9 +1,8 @@
 """rnn compiled with Numba: a checked copy of ``minigru/cells/elman.py`` (same cache)."""
 
 import numpy as np
-from numba import njit
 
-from ._math import ONE, matmul, matmul_acc, tanh
+from ._math import ONE, kernel, matmul, matmul_acc, pointwise, tanh
 
 
 def rnn_point(a):
@@ -14,11 +13,11 @@ def rnn_point_backward(dh, h_new):
     return dh * (ONE - h_new * h_new)                 # through tanh, from its output
 
 
-_rnn_point = njit(inline="always")(rnn_point)
-_rnn_point_backward = njit(inline="always")(rnn_point_backward)
+_rnn_point = pointwise(rnn_point)
+_rnn_point_backward = pointwise(rnn_point_backward)
 
 
-@njit(cache=True)
+@kernel
 def forward_loop(xw, U, hs):
     T, B, H = xw.shape
     hu = np.empty((B, H), xw.dtype)
@@ -29,7 +28,7 @@ def forward_loop(xw, U, hs):
                 hs[t + 1, b, j] = _rnn_point(xw[t, b, j] + hu[b, j])
 
 
-@njit(cache=True)
+@kernel
 def backward_loop(UT, hs, dys, dh_next, da):
     T, B, H = da.shape
     for t in range(T - 1, -1, -1):
@@ -63,7 +62,7 @@ def backward(p, cache, dys, dh_T):
     return (dA @ p["W"].T).reshape(T, B, I), dh_next, grads
 
 
-@njit(cache=True)
+@kernel
 def step_kernel(x, W, b, U, h, h_new):
     B, H = h.shape
     xw = np.empty((B, H), x.dtype)

@@ -10,10 +10,9 @@ this file compiles it for the CPU, the CUDA backend compiles the same functions 
 """
 
 import numpy as np
-from numba import njit
 
 from ..cells import _gated
-from ._math import ONE, matmul, matmul_acc, sigmoid, tanh
+from ._math import ONE, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 # ============================================================================ gru (reset after)
 
@@ -39,11 +38,11 @@ def gru_point_backward(dh, h, r, z, n, hn):
     return dar, daz, dan, dhn, dh * z
 
 
-_gru_point = njit(inline="always")(gru_point)
-_gru_point_backward = njit(inline="always")(gru_point_backward)
+_gru_point = pointwise(gru_point)
+_gru_point_backward = pointwise(gru_point_backward)
 
 
-@njit(cache=True)
+@kernel
 def gru_forward_loop(xw, U, c, hs, r, z, n, hn):
     T, B, G = xw.shape
     H = G // 3
@@ -57,7 +56,7 @@ def gru_forward_loop(xw, U, c, hs, r, z, n, hn):
                     hu[b, j], hu[b, H + j], hu[b, 2 * H + j], c[j], hs[t, b, j])
 
 
-@njit(cache=True)
+@kernel
 def gru_backward_loop(UT, hs, r, z, n, hn, dys, dh_next, dxw, dhu):
     T, B, H = r.shape
     for t in range(T - 1, -1, -1):
@@ -105,7 +104,7 @@ def gru_backward(p, cache, dys, dh_T):
     return (dXW @ W.T).reshape(T, B, I), dh_next, grads
 
 
-@njit(cache=True)
+@kernel
 def gru_step_kernel(x, W, b, U, c, h, h_new):
     B, H = h.shape
     xw = np.empty((B, 3 * H), x.dtype)
@@ -146,12 +145,12 @@ def v3_point_backward(dh, h, z, n):
     return dz, dan, dh * z
 
 
-_v3_gate_point = njit(inline="always")(v3_gate_point)
-_v3_point = njit(inline="always")(v3_point)
-_v3_point_backward = njit(inline="always")(v3_point_backward)
+_v3_gate_point = pointwise(v3_gate_point)
+_v3_point = pointwise(v3_point)
+_v3_point_backward = pointwise(v3_point_backward)
 
 
-@njit(cache=True)
+@kernel
 def v3_forward_loop(ag, xn, Ug, has_ug, Un, hs, r, z, n):
     """ag (T, B, 2H): the gates' x and bias terms; xn (T, B, H): the candidate's."""
     T, B, H = xn.shape
@@ -173,7 +172,7 @@ def v3_forward_loop(ag, xn, Ug, has_ug, Un, hs, r, z, n):
                                                         z[t, b, j])
 
 
-@njit(cache=True)
+@kernel
 def v3_backward_loop(UgT, has_ug, UnT, hs, r, z, n, dys, dh_next, dag, dan):
     T, B, H = n.shape
     drh = np.empty((B, H), n.dtype)

@@ -1,9 +1,8 @@
 """lstm compiled with Numba: a checked copy of ``minigru/cells/lstm.py`` (same cache)."""
 
 import numpy as np
-from numba import njit
 
-from ._math import ONE, matmul, matmul_acc, sigmoid, tanh
+from ._math import ONE, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 
 def lstm_point(ai, af, ag, ao, c):
@@ -25,11 +24,11 @@ def lstm_point_backward(dh, dc_next, c, i, f, g, o, tc):
     return dai, daf, dag, dao, dc * f
 
 
-_lstm_point = njit(inline="always")(lstm_point)
-_lstm_point_backward = njit(inline="always")(lstm_point_backward)
+_lstm_point = pointwise(lstm_point)
+_lstm_point_backward = pointwise(lstm_point_backward)
 
 
-@njit(cache=True)
+@kernel
 def forward_loop(xw, U, hs, cs, gates, tc):
     T, B, G = xw.shape
     H = G // 4
@@ -45,7 +44,7 @@ def forward_loop(xw, U, hs, cs, gates, tc):
                     cs[t, b, j])
 
 
-@njit(cache=True)
+@kernel
 def backward_loop(UT, cs, gates, tc, dys, dh_next, dc_next, da):
     T, B, G = da.shape
     H = G // 4
@@ -89,7 +88,7 @@ def backward(p, cache, dys, dstate):
     return (dA @ p["W"].T).reshape(T, B, I), (dh_next, dc_next), grads
 
 
-@njit(cache=True)
+@kernel
 def step_kernel(x, W, b, U, h, c, h_new, c_new):
     B, H = h.shape
     a = np.empty((B, 4 * H), x.dtype)
