@@ -121,13 +121,26 @@ def _relu(x):
 # ------------------------------------------------------------------ small products
 
 @kernel
-def matmul(A, B, out):
-    """out = A @ B for A (m, k), B (k, n) (C-contiguous rows)."""
+def matmul_acc(A, B, out):
+    """out += A @ B for A (m, k), B (k, n), C-contiguous rows.
+
+    Four rows of A share each load of a row of B (four FMAs per load instead of one), and the
+    innermost loop runs along contiguous rows, so LLVM vectorises it.
+    """
     m, k = A.shape
     n = B.shape[1]
-    for i in range(m):
-        for j in range(n):
-            out[i, j] = 0
+    i = 0
+    while i + 4 <= m:
+        for p in range(k):
+            a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]
+            for j in range(n):
+                b = B[p, j]
+                out[i, j] += a0 * b
+                out[i + 1, j] += a1 * b
+                out[i + 2, j] += a2 * b
+                out[i + 3, j] += a3 * b
+        i += 4
+    for i in range(i, m):
         for p in range(k):
             a = A[i, p]
             for j in range(n):
@@ -135,12 +148,7 @@ def matmul(A, B, out):
 
 
 @kernel
-def matmul_acc(A, B, out):
-    """out += A @ B."""
-    m, k = A.shape
-    n = B.shape[1]
-    for i in range(m):
-        for p in range(k):
-            a = A[i, p]
-            for j in range(n):
-                out[i, j] += a * B[p, j]
+def matmul(A, B, out):
+    """out = A @ B."""
+    out[:] = 0
+    matmul_acc(A, B, out)
