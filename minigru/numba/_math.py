@@ -29,6 +29,10 @@ from numba.extending import overload
 
 kernel = njit(cache=True, error_model="numpy")            # a compiled loop, cached on disk
 pointwise = njit(inline="always", error_model="numpy")   # per-element math, inlined
+# Row reductions (mean, variance, RMS over a row) may add in any order, so that LLVM vectorises
+# them: 10x faster than the strict left-to-right sum; NumPy's pairwise sum differs from both by
+# rounding only.
+row_kernel = njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 
 # ------------------------------------------------------------------ float32 tanh, Eigen's form
 _CLAMP = np.float32(7.90531110763549805)   # tanh rounds to ±1 in float32 beyond this

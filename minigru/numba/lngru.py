@@ -1,0 +1,169 @@
+"""lngru compiled with Numba: a checked copy of ``minigru/cells/lngru.py`` (same cache).
+
+The layer norm of ``x W`` covers every step at once, so it stays in NumPy before the loop (the
+reference's own ``normalize``), and its backward after the reverse loop (``normalize_backward``).
+Inside the compiled loop: ``h U``, its layer norm over the 3H features of each row, and the gates,
+which are ``gru``'s with ``u = LN(h U; g_h) + c`` for the recurrent terms: the per-element math is
+``gru_point`` / ``gru_point_backward`` from ``gru.py``, the bias ``c_n`` passed as their ``c``.
+The reverse loop runs the layer norm's backward per row before ``dhu @ U.T``. The per-row
+reductions (``_math.row_kernel``, also rru's) may add in any order, so they agree with NumPy's
+pairwise sums to rounding, not bit for bit.
+"""
+
+import math
+
+import numpy as np
+
+from ..cells._math import normalize, normalize_backward
+from ..cells.lngru import EPS
+from ._math import ONE, ZERO, kernel, matmul, matmul_acc, row_kernel
+from .gru import _gru_point, _gru_point_backward
+
+
+
+@row_kernel
+def _layer_norm_row(v, vhat, eps):
+    """vhat = (v - mean(v)) / sqrt(var(v) + eps) over one row (biased var); returns 1/std."""
+    G = v.shape[0]
+    nf = v.dtype.type(G)
+    mu = ZERO
+    for k in range(G):
+        mu += v[k]
+    mu = mu / nf
+    var = ZERO
+    for k in range(G):
+        var += (v[k] - mu) * (v[k] - mu)
+    inv_std = ONE / math.sqrt(var / nf + eps)
+    for k in range(G):
+        vhat[k] = (v[k] - mu) * inv_std
+    return inv_std
+
+
+@row_kernel
+def _layer_norm_row_backward(dvhat, vhat, inv_std, dv):
+    """dv = inv_std * (dvhat - mean(dvhat) - vhat * mean(dvhat * vhat)) over one row."""
+    G = dvhat.shape[0]
+    nf = dvhat.dtype.type(G)
+    mean_d = ZERO
+    mean_dv = ZERO
+    for k in range(G):
+        mean_d += dvhat[k]
+        mean_dv += dvhat[k] * vhat[k]
+    mean_d = mean_d / nf
+    mean_dv = mean_dv / nf
+    for k in range(G):
+        dv[k] = inv_std * (dvhat[k] - mean_d - vhat[k] * mean_dv)
+
+
+@kernel
+def lngru_forward_loop(a, U, g_h, c, eps, hs, uhat, u_inv_std, r, z, n):
+    """a (T, B, 3H) = LN(x W; g_x) + b, precomputed; fills hs[1:], uhat, u_inv_std, r, z, n."""
+    T, B, G = a.shape
+    H = G // 3
+    hu = np.empty((B, G), a.dtype)                    # h U, one step
+    for t in range(T):
+        matmul(hs[t], U, hu)
+        for b in range(B):
+            u_inv_std[t, b, 0] = _layer_norm_row(hu[b], uhat[t, b], eps)
+            for j in range(H):
+                # u = g_h*uhat + c; gru_point adds c_n to the candidate's term itself
+                hs[t + 1, b, j], r[t, b, j], z[t, b, j], n[t, b, j], _ = _gru_point(
+                    a[t, b, j], a[t, b, H + j], a[t, b, 2 * H + j],
+                    g_h[j] * uhat[t, b, j] + c[j], g_h[H + j] * uhat[t, b, H + j] + c[H + j],
+                    g_h[2 * H + j] * uhat[t, b, 2 * H + j], c[2 * H + j], hs[t, b, j])
+
+
+@kernel
+def lngru_backward_loop(UT, g_h, c, hs, uhat, u_inv_std, r, z, n, dys, dh_next, da, du, dhu):
+    T, B, H = n.shape
+    dvhat = np.empty(3 * H, n.dtype)                  # dL/duhat, one row
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(H):
+                un = g_h[2 * H + j] * uhat[t, b, 2 * H + j] + c[2 * H + j]  # what r multiplied
+                dar, daz, dan, dun, dh_direct = _gru_point_backward(
+                    dys[t, b, j] + dh_next[b, j], hs[t, b, j], r[t, b, j], z[t, b, j],
+                    n[t, b, j], un)
+                da[t, b, j], da[t, b, H + j], da[t, b, 2 * H + j] = dar, daz, dan
+                du[t, b, j], du[t, b, H + j], du[t, b, 2 * H + j] = dar, daz, dun
+                dh_next[b, j] = dh_direct
+            # u = g_h*uhat + c, uhat = (h U - mean) * inv_std
+            for k in range(3 * H):
+                dvhat[k] = du[t, b, k] * g_h[k]
+            _layer_norm_row_backward(dvhat, uhat[t, b], u_inv_std[t, b, 0], dhu[t, b])
+        matmul_acc(dhu[t], UT, dh_next)               # through h U
+
+
+def lngru_forward(p, x, h0, training=True):
+    U, g_h, c = p["U"], p["g_h"], p["c"]
+    T, B, I = x.shape
+    H = h0.shape[1]
+    xw = (x.reshape(T * B, I) @ p["W"]).reshape(T, B, 3 * H)   # one product for all steps
+    ahat, a_inv_std = normalize(xw, EPS, axis=-1)     # (T, B, 3H), (T, B, 1)
+    a = p["g_x"] * ahat + p["b"]                      # (T, B, 3H)
+    hs = np.empty((T + 1, B, H), x.dtype)
+    hs[0] = h0
+    uhat = np.empty((T, B, 3 * H), x.dtype)
+    u_inv_std = np.empty((T, B, 1), x.dtype)
+    r, z, n = (np.empty((T, B, H), x.dtype) for _ in range(3))
+    lngru_forward_loop(a, np.ascontiguousarray(U), g_h, c, x.dtype.type(EPS), hs, uhat,
+                       u_inv_std, r, z, n)
+    cache = {"x": x, "hs": hs, "ahat": ahat, "a_inv_std": a_inv_std,
+             "uhat": uhat, "u_inv_std": u_inv_std, "r": r, "z": z, "n": n}
+    return hs[1:].copy(), hs[T].copy(), cache
+
+
+def lngru_backward(p, cache, dys, dh_T):
+    W, U = p["W"], p["U"]
+    x, hs, ahat, a_inv_std, uhat, u_inv_std, r, z, n = (cache[k] for k in (
+        "x", "hs", "ahat", "a_inv_std", "uhat", "u_inv_std", "r", "z", "n"))
+    T, B, H = n.shape
+    I = x.shape[2]
+    da = np.empty((T, B, 3 * H), x.dtype)             # dL/da: [dar | daz | dan]
+    du = np.empty((T, B, 3 * H), x.dtype)             # dL/du: [dar | daz | dun]
+    dhu = np.empty((T, B, 3 * H), x.dtype)            # dL/d(h U), before the layer norm
+    dh_next = np.array(dh_T, copy=True)
+    lngru_backward_loop(np.ascontiguousarray(U.T), p["g_h"], p["c"], hs, uhat, u_inv_std, r, z,
+                        n, np.ascontiguousarray(dys), dh_next, da, du, dhu)
+    # a = g_x*ahat + b, ahat = (x W - mean) * inv_std: every step at once
+    dxw = normalize_backward(da * p["g_x"], ahat, a_inv_std, axis=-1)   # (T, B, 3H)
+    dXW = dxw.reshape(T * B, 3 * H)
+    grads = {
+        "W": x.reshape(T * B, I).T @ dXW,
+        "U": hs[:-1].reshape(T * B, H).T @ dhu.reshape(T * B, 3 * H),
+        "g_x": (da * ahat).sum(axis=(0, 1)),
+        "g_h": (du * uhat).sum(axis=(0, 1)),
+        "b": da.sum(axis=(0, 1)),
+        "c": du.sum(axis=(0, 1)),
+    }
+    return (dXW @ W.T).reshape(T, B, I), dh_next, grads
+
+
+@kernel
+def lngru_step_kernel(x, W, g_x, b, U, g_h, c, eps, h, h_new):
+    B, H = h.shape
+    xw = np.empty((B, 3 * H), x.dtype)
+    hu = np.empty((B, 3 * H), x.dtype)
+    ahat = np.empty(3 * H, x.dtype)
+    uhat = np.empty(3 * H, x.dtype)
+    matmul(x, W, xw)
+    matmul(h, U, hu)
+    for i in range(B):
+        _layer_norm_row(xw[i], ahat, eps)
+        _layer_norm_row(hu[i], uhat, eps)
+        for j in range(H):
+            h_new[i, j], _, _, _, _ = _gru_point(
+                g_x[j] * ahat[j] + b[j], g_x[H + j] * ahat[H + j] + b[H + j],
+                g_x[2 * H + j] * ahat[2 * H + j] + b[2 * H + j],
+                g_h[j] * uhat[j] + c[j], g_h[H + j] * uhat[H + j] + c[H + j],
+                g_h[2 * H + j] * uhat[2 * H + j], c[2 * H + j], h[i, j])
+
+
+def lngru_step(p, x_t, h):
+    h_new = np.empty_like(h)
+    lngru_step_kernel(np.ascontiguousarray(x_t), p["W"], p["g_x"], p["b"], p["U"], p["g_h"],
+                      p["c"], x_t.dtype.type(EPS), np.ascontiguousarray(h), h_new)
+    return h_new, h_new
+
+
+FUNCTIONS = {"lngru": (lngru_forward, lngru_backward, lngru_step)}

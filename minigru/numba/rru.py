@@ -1,0 +1,203 @@
+"""rru compiled with Numba: a checked copy of ``minigru/cells/rru.py`` (same cache).
+
+``x J_x + j`` for all steps in one BLAS product before the loop; inside the compiled loop
+``h J_h``, the RMS of each row (a reduction over its M features), relu, the dropout mask,
+``d V + v`` and the update; the weight gradients as single BLAS products after the reverse loop.
+The dropout mask is drawn before the loop by the reference's own ``_dropout_mask`` with the same
+``rng`` calls, so a generator in a given state gives both backends the same mask. ``σ(10 s)`` is
+computed by the reference's NumPy ``sigmoid`` in ``forward``/``backward``, and by the compiled
+one inside ``step``'s kernel. The RMS reductions are ``_math.row_kernel`` (any order of
+addition, so LLVM vectorises them).
+"""
+
+import math
+
+import numpy as np
+
+from ..cells._math import sigmoid as np_sigmoid
+from ..cells.rru import EPS, S_SCALE, _dropout_mask
+from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, relu, row_kernel, sigmoid
+
+_S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
+
+
+def rru_update_point(co, v, h, g, Z):
+    """One unit of the state: c = (d V)_j + v_j, h' = h*g + c*Z -> h', c."""
+    c = co + v
+    return h * g + c * Z, c
+
+
+_rru_update_point = pointwise(rru_update_point)
+
+
+@row_kernel
+def _rms_relu_row(pre, q, a, eps):
+    """q = pre / sqrt(mean(pre²) + eps), a = relu(q) over one row; returns r = 1/sqrt(...)."""
+    M = pre.shape[0]
+    ms = ZERO
+    for k in range(M):
+        ms += pre[k] * pre[k]
+    r = ONE / math.sqrt(ms / pre.dtype.type(M) + eps)
+    for k in range(M):
+        q[k] = pre[k] * r
+        a[k] = relu(q[k])
+    return r
+
+
+@row_kernel
+def _rms_row_backward(dq, q, r, dpre):
+    """dpre = r * (dq - q * mean(dq * q)): the backward of q = pre * r over one row."""
+    M = dq.shape[0]
+    m = ZERO
+    for k in range(M):
+        m += dq[k] * q[k]
+    m = m / dq.dtype.type(M)
+    for k in range(M):
+        dpre[k] = r * (dq[k] - q[k] * m)
+
+
+@kernel
+def rru_forward_loop(xj, Jh, V, v, g, Z, mask, has_mask, eps, ys, hs, q, r, a, c):
+    """xj (T, B, M) = x J_x + j, precomputed; fills ys, hs[1:], q, r, a, c."""
+    T, B, M = xj.shape
+    H = hs.shape[2]
+    O = ys.shape[2]
+    pre = np.empty((B, M), xj.dtype)                  # u J + j, one step
+    dropped = np.empty((B, M), xj.dtype)              # a * mask, one step
+    co = np.empty((B, H + O), xj.dtype)               # d V, one step
+    for t in range(T):
+        pre[:] = xj[t]
+        matmul_acc(hs[t], Jh, pre)
+        for b in range(B):
+            r[t, b, 0] = _rms_relu_row(pre[b], q[t, b], a[t, b], eps)
+        d = a[t]                                      # what V sees
+        if has_mask:
+            for b in range(B):
+                for k in range(M):
+                    dropped[b, k] = a[t, b, k] * mask[t, b, k]
+            d = dropped
+        matmul(d, V, co)
+        for b in range(B):
+            for j in range(H):
+                hs[t + 1, b, j], c[t, b, j] = _rru_update_point(co[b, j], v[j], hs[t, b, j],
+                                                                g[j], Z[j])
+            for k in range(O):
+                ys[t, b, k] = co[b, H + k] + v[H + k]
+
+
+@kernel
+def rru_backward_loop(VT, JhT, g, Z, q, r, a, mask, has_mask, dys, dh_next, dh_all, dco, dpre):
+    T, B, M = q.shape
+    H = dh_next.shape[1]
+    O = dys.shape[2]
+    dd = np.empty((B, M), q.dtype)                    # dL/d(dropout(a)), one step
+    dq = np.empty(M, q.dtype)                         # dL/dq, one row
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for j in range(H):
+                dh_all[t, b, j] = dh_next[b, j]       # h_t feeds only step t+1
+                dco[t, b, j] = dh_next[b, j] * Z[j]   # h' = h*g + c*Z
+            for k in range(O):
+                dco[t, b, H + k] = dys[t, b, k]
+        matmul(dco[t], VT, dd)                        # [c|o] = d V + v
+        for b in range(B):
+            for k in range(M):
+                da = dd[b, k] * mask[t, b, k] if has_mask else dd[b, k]
+                dq[k] = da if a[t, b, k] > ZERO else ZERO   # backprop through relu
+            _rms_row_backward(dq, q[t, b], r[t, b, 0], dpre[t, b])
+            for j in range(H):
+                dh_next[b, j] = dh_all[t, b, j] * g[j]      # the residual path
+        matmul_acc(dpre[t], JhT, dh_next)             # through h J_h
+
+
+def _dummy(dtype):
+    return np.zeros((1, 1, 1), dtype)
+
+
+def rru_forward(p, x, h0, training=True, *, dropout, rng):
+    J, V, v, Z = p["J"], p["V"], p["v"], p["Z"]
+    T, B, I = x.shape
+    H, M = h0.shape[1], J.shape[1]
+    O = V.shape[1] - H
+    Jx, Jh = J[:I], J[I:]                             # u J = x J_x + h J_h
+    xj = (x.reshape(T * B, I) @ Jx + p["j"]).reshape(T, B, M)   # every step in one product
+    g = np_sigmoid(S_SCALE * p["s"])                  # (H,), the residual weight
+    mask = _dropout_mask(rng, dropout, (T, B, M), x.dtype) if training and dropout > 0 else None
+    ys = np.empty((T, B, O), x.dtype)
+    hs = np.empty((T + 1, B, H), x.dtype)
+    hs[0] = h0
+    q, a = np.empty((T, B, M), x.dtype), np.empty((T, B, M), x.dtype)
+    r = np.empty((T, B, 1), x.dtype)
+    c = np.empty((T, B, H), x.dtype)
+    rru_forward_loop(xj, np.ascontiguousarray(Jh), np.ascontiguousarray(V), v, g, Z,
+                     _dummy(x.dtype) if mask is None else mask, mask is not None,
+                     x.dtype.type(EPS), ys, hs, q, r, a, c)
+    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask}
+    return ys, hs[T].copy(), cache
+
+
+def rru_backward(p, cache, dys, dh_T):
+    J, V, Z = p["J"], p["V"], p["Z"]
+    x, hs, q, r, a, c, mask = (cache[k] for k in ("x", "hs", "q", "r", "a", "c", "mask"))
+    T, B, I = x.shape
+    H, M = hs.shape[2], q.shape[2]
+    g = np_sigmoid(S_SCALE * p["s"])
+    dh_all = np.empty((T, B, H), x.dtype)             # dL/dh_t, for dZ and ds
+    dco = np.empty((T, B, H + dys.shape[2]), x.dtype)  # dL/d(d V + v) = [dc | do]
+    dpre = np.empty((T, B, M), x.dtype)               # dL/d(u J + j)
+    dh_next = np.array(dh_T, copy=True)
+    rru_backward_loop(np.ascontiguousarray(V.T), np.ascontiguousarray(J[I:].T), g, Z, q, r, a,
+                      _dummy(x.dtype) if mask is None else mask, mask is not None,
+                      np.ascontiguousarray(dys), dh_next, dh_all, dco, dpre)
+    # parameter gradients: one product each over all T*B rows
+    U = np.concatenate([x, hs[:-1]], axis=2).reshape(T * B, I + H)   # u_t = [x_t | h_{t-1}]
+    D = a if mask is None else a * mask               # what V saw
+    dPre = dpre.reshape(T * B, M)
+    grads = {
+        "J": U.T @ dPre,
+        "j": dPre.sum(axis=0),
+        "V": D.reshape(T * B, M).T @ dco.reshape(T * B, -1),
+        "v": dco.sum(axis=(0, 1)),
+        "s": (dh_all * hs[:-1]).sum(axis=(0, 1)) * g * (1 - g) * S_SCALE,  # through σ(10 s)
+        "Z": (dh_all * c).sum(axis=(0, 1)),
+    }
+    return (dPre @ J[:I].T).reshape(T, B, I), dh_next, grads
+
+
+@kernel
+def rru_step_kernel(x, Jx, Jh, j, V, v, s, Z, eps, o, h, h_new):
+    B, H = h.shape
+    M = Jx.shape[1]
+    O = o.shape[1]
+    pre = np.empty((B, M), x.dtype)
+    q = np.empty(M, x.dtype)
+    a = np.empty((B, M), x.dtype)
+    co = np.empty((B, H + O), x.dtype)
+    matmul(x, Jx, pre)
+    matmul_acc(h, Jh, pre)
+    for i in range(B):
+        for k in range(M):
+            pre[i, k] += j[k]
+        _rms_relu_row(pre[i], q, a[i], eps)
+    matmul(a, V, co)                                  # evaluation mode: no dropout
+    for i in range(B):
+        for k in range(H):
+            h_new[i, k], _ = _rru_update_point(co[i, k], v[k], h[i, k],
+                                               sigmoid(_S_SCALE * s[k]), Z[k])
+        for k in range(O):
+            o[i, k] = co[i, H + k] + v[H + k]
+
+
+def rru_step(p, x_t, h, *, dropout, rng):
+    """Evaluation mode: the Cell passes dropout=0.0, and no mask is drawn."""
+    I = x_t.shape[1]
+    J = p["J"]
+    B, H = h.shape
+    o = np.empty((B, p["V"].shape[1] - H), h.dtype)
+    h_new = np.empty_like(h)
+    rru_step_kernel(np.ascontiguousarray(x_t), J[:I], J[I:], p["j"], p["V"], p["v"], p["s"],
+                    p["Z"], x_t.dtype.type(EPS), o, np.ascontiguousarray(h), h_new)
+    return o, h_new
+
+
+FUNCTIONS = {"rru": (rru_forward, rru_backward, rru_step)}
