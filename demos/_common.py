@@ -15,6 +15,7 @@ and ends with ``if __name__ == "__main__": main(run, NAME, __doc__)``, so that
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -114,3 +115,12 @@ def one_blas_thread():
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
+
+
+def single_blas_thread(func):
+    """Decorator: run ``func`` inside ``one_blas_thread()``."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with one_blas_thread():
+            return func(*args, **kwargs)
+    return wrapper
