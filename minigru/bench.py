@@ -1,8 +1,9 @@
 """``minigru bench``: minigru against PyTorch on the CPU, and every backend against the reference.
 
 How (BENCH.md): every figure is a ratio measured in one process, the two sides alternating
-(A B A B ...), the median of each side's times; ratio = other side's time / minigru's, so > 1
-means minigru is faster. Both sides get the same data, dtype (float32) and thread count.
+(blocks of calls, A B A B ...), the median of each side's times; ratio = other side's time /
+minigru's, so > 1 means minigru is faster. Both sides get the same data, dtype (float32) and
+thread count.
 
 Workloads
     training step   forward over the sequence, then backward giving dx, dstate0 and every
@@ -35,23 +36,31 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def threads():
-    """The threads minigru uses: Numba's (its default is the number of cores)."""
-    import numba
-    return numba.get_num_threads()
+    """The cores minigru's side may use (its BLAS products are threaded over all of them).
+
+    Not ``numba.get_num_threads()``: that starts Numba's threading layer, a second OpenMP runtime
+    next to PyTorch's, and the two pools then fight over the cores (PyTorch's GRU ran 50 times
+    slower in such a process)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def alternate(funcs, repeats, min_seconds=0.0):
-    """Run the functions in turn, ``repeats`` rounds (more if under min_seconds); median times."""
+def alternate(funcs, repeats, block=3):
+    """Median seconds of each function, run in turn: ``repeats`` rounds of ``block`` calls each.
+
+    The first call of every block is not counted: the other side's thread pool (PyTorch's
+    OpenMP, OpenBLAS) may still be spinning on the cores when its turn ends, and that tail
+    belongs to neither side.
+    """
     for f in funcs.values():                          # warm up (and compile)
         f()
     times = {k: [] for k in funcs}
-    start, rounds = time.perf_counter(), 0
-    while rounds < repeats or (time.perf_counter() - start < min_seconds and rounds < 50 * repeats):
+    for _ in range(repeats):
         for k, f in funcs.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-        rounds += 1
+            for i in range(block + 1):
+                t0 = time.perf_counter()
+                f()
+                if i:
+                    times[k].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
@@ -169,7 +178,7 @@ def cold_compile_seconds(variant, backend):
 def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=False, out=None):
     """Measure; print a table (to ``out``) and return every figure as a dict."""
     out = out or sys.stdout
-    repeats = 3 if quick else 9
+    repeats = 2 if quick else 5
     result = {"backend": backend, "threads": threads(), "quick": quick, "dtype": "float32"}
     torch = None
     if vs_torch:
