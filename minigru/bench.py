@@ -260,3 +260,48 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     return result
 
 
+def plot(result, path):
+    """A PNG of the ratios in ``result`` (what ``run`` returned): one bar per variant and size,
+    log scale, 1 = parity; written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    panels = [("vs_torch", "train_ratio", "training step vs PyTorch"),
+              ("vs_torch", "forward_ratio", "forward vs PyTorch"),
+              ("vs_numpy", "ratio", "training step vs the NumPy reference")]
+    panels = [p for p in panels if result.get(p[0])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (table, key, title) in zip(axes[0], panels):
+        rows = result[table]
+        sizes = list(dict.fromkeys(r["size"] for r in rows))
+        variants = list(dict.fromkeys(r["variant"] for r in rows))
+        width = 0.8 / len(sizes)
+        for k, size in enumerate(sizes):
+            vals = [next((r[key] for r in rows if r["variant"] == v and r["size"] == size),
+                         np.nan) for v in variants]
+            ax.bar(np.arange(len(variants)) + k * width, vals, width, label=size)
+        ax.axhline(1, color="black", lw=0.8)
+        ax.set_xticks(np.arange(len(variants)) + width * (len(sizes) - 1) / 2, variants,
+                      rotation=45 if len(variants) > 4 else 0)
+        ax.set(yscale="log", ylabel="speed-up (× faster than the other side)", title=title)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"minigru backend={result['backend']}, float32, {result['threads']} threads")
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        plt.close(fig)
+    return path
+
+

@@ -66,10 +66,12 @@ def cmd_gradcheck(args, out):
 
 
 def cmd_bench(args, out):
-    from minigru.bench import run
+    from minigru.bench import plot, run
 
-    run(args.variant, backend=args.backend, vs_torch=args.vs == "torch", quick=args.quick,
-        compile_times=args.compile, out=out)
+    result = run(args.variant, backend=args.backend, vs_torch=args.vs == "torch",
+                 quick=args.quick, compile_times=args.compile, out=out)
+    if args.plot:
+        print(f"figure: {plot(result, args.plot)}", file=sys.stderr)
     return 0
 
 
@@ -126,6 +128,7 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="fewer sizes and repetitions")
     p.add_argument("--compile", action="store_true",
                    help="also measure each variant's cold compile time (fresh processes)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the ratios into this PNG file")
     p.set_defaults(func=cmd_bench)
 
     from minigru.demos import DEMOS, TASKS
