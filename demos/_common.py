@@ -19,16 +19,19 @@ import functools
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from minigru._io import atomic_write
 
 OPTIONS = ("backend", "out", "seed", "quick", "progress")
 
 
 def add_options(parser):
-    parser.add_argument("--backend", default="numpy", help="cell backend (default numpy)")
+    parser.add_argument("--backend", default="numba",
+                        help="cell backend (default numba, the fastest here; numpy is the "
+                             "reference)")
     parser.add_argument("--out", default="out", help="folder for the figures (default ./out)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="a smaller, faster version")
@@ -75,16 +78,11 @@ def save_figure(fig, out, filename):
     import matplotlib.pyplot as plt
 
     path = figure_path(out, filename)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=os.path.dirname(path))
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110,
+                                                         bbox_inches="tight"))
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         plt.close(fig)
-    return path
 
 
 def pyplot():

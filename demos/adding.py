@@ -97,7 +97,7 @@ def make_adding(n, T, rng, dtype=np.float32):
     return x, y[:, None].astype(dtype)
 
 
-def build(variant, hidden, backend="numpy", seed=0, dtype=np.float32):
+def build(variant, hidden, backend="numba", seed=0, dtype=np.float32):
     """A one-layer ``variant`` RNN reading (value, marker) and a linear head on its last output."""
     return mg.Model(rnn=mg.RNN(variant, 2, hidden, backend=backend, dtype=dtype, seed=seed),
                     head=mg.Linear(hidden, 1, dtype=dtype, seed=seed + 1))
@@ -108,7 +108,7 @@ def predict(model, x):
     return model.head.forward(ys[-1])
 
 
-def train(variant, T, steps, cfg, *, backend="numpy", seed=0, progress=None):
+def train(variant, T, steps, cfg, *, backend="numba", seed=0, progress=None):
     """Train one variant on sequences of length ``T``; return the model and what was measured.
 
     Every variant of a run sees the same sequences: the training and test generators are seeded
@@ -157,7 +157,7 @@ def train(variant, T, steps, cfg, *, backend="numpy", seed=0, progress=None):
 
 
 @single_blas_thread
-def train_variant(variant, backend="numpy", seed=0, quick=False, progress=None, settings=None):
+def train_variant(variant, backend="numba", seed=0, quick=False, progress=None, settings=None):
     """``minigru race --task adding``: one variant at the first length (T = 100, quick: 50)."""
     cfg = config(quick, settings)
     T, steps = cfg["lengths"][0], cfg["steps"][0]
@@ -169,7 +169,7 @@ def train_variant(variant, backend="numpy", seed=0, quick=False, progress=None, 
 
 
 @single_blas_thread
-def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings=None):
+def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings=None):
     """Train every variant at every length; plot the test MSE against the training steps."""
     cfg = config(quick, settings)
     start = time.perf_counter()

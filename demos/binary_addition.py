@@ -233,7 +233,7 @@ def showcase(a, b):
 
 
 # ---------------------------------------------------------------- the protocol
-def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings=None):
+def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings=None):
     """Train, test on held-out and longer pairs, draw the figures; the metrics as a dict."""
     cfg = configure(quick, settings)
     with Timer() as total, one_blas_thread():
@@ -262,7 +262,7 @@ def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings
             "figures": figures}
 
 
-def train_variant(variant, backend="numpy", seed=0, quick=False, progress=None, settings=None):
+def train_variant(variant, backend="numba", seed=0, quick=False, progress=None, settings=None):
     """``minigru race``: train ``variant`` on the addition task; the common result fields."""
     cfg = configure(quick, settings)
     with one_blas_thread():

@@ -185,7 +185,7 @@ def plot_mistakes(x, truth, predicted, probability, out, n=12):
 
 
 # ---------------------------------------------------------------- the protocol
-def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings=None):
+def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings=None):
     """Train on the digits, test on the held-out images, draw the figures."""
     cfg = configure(quick, settings)
     with Timer() as total, one_blas_thread():
@@ -207,7 +207,7 @@ def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings
             "figures": figures}
 
 
-def train_variant(variant, backend="numpy", seed=0, quick=False, progress=None, settings=None):
+def train_variant(variant, backend="numba", seed=0, quick=False, progress=None, settings=None):
     """``minigru race``: train ``variant`` on the digits; the common result fields."""
     cfg = configure(quick, settings)
     with one_blas_thread():

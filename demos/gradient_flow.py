@@ -89,7 +89,7 @@ def layer_params(rnn, dtype=np.float64):
     return {k.removesuffix("_l0"): v.astype(dtype) for k, v in rnn.params.items()}
 
 
-def state_gradients(model, x, y, backend="numpy"):
+def state_gradients(model, x, y, backend="numba"):
     """dL/dh_t for t = 0..T (and dL/dc_t for an lstm), L the squared error of the last output.
 
     Returns ``dh`` (T+1, B, H) — ``dh[0]`` is the gradient at the initial state — and ``dc``
@@ -136,7 +136,7 @@ def profile(dh):
     return 10 ** np.mean(logs, axis=1)
 
 
-def analyse(model, x, y, backend="numpy"):
+def analyse(model, x, y, backend="numba"):
     dh, dc = state_gradients(model, x, y, backend)
     curve = profile(dh)
     out = {"curve": curve, "ratio": float(curve[0])}
@@ -150,7 +150,7 @@ def analyse(model, x, y, backend="numpy"):
 
 
 @single_blas_thread
-def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings=None):
+def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings=None):
     """Gradient norms over time for each variant, at initialisation and after training."""
     cfg = config(quick, settings)
     T = cfg["T"]

@@ -89,7 +89,7 @@ def predict(model, x, chunk=250):
                            for i in range(0, x.shape[1], chunk)])
 
 
-def train_variant(variant, backend="numpy", seed=0, quick=False, progress=None, settings=None):
+def train_variant(variant, backend="numba", seed=0, quick=False, progress=None, settings=None):
     """Train one variant on the noise task; its held-out MSE is the race metric.
 
     Every variant gets the same data (seeded by ``seed`` alone) and the same batch order.
@@ -135,7 +135,7 @@ def train_variant(variant, backend="numpy", seed=0, quick=False, progress=None, 
             "heldout": history.eval}
 
 
-def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings=None):
+def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings=None):
     """Race the variants on noise; plot training and held-out losses against 1/12."""
     cfg = config(quick, settings)
     start = time.perf_counter()

@@ -11,7 +11,7 @@ from . import TASKS, load
 from ._common import pyplot, save_figure, say
 
 
-def run_race(task, variants, *, backend="numpy", out="out", seed=0, quick=False, progress=None):
+def run_race(task, variants, *, backend="numba", out="out", seed=0, quick=False, progress=None):
     """Results of ``train_variant`` for each variant, a printed table, and two figures."""
     module = load(task, TASKS)
     models = {}

@@ -238,7 +238,7 @@ def free_run_score(runs, noisy, clean, cfg, horizon=20):
 
 
 # ---------------------------------------------------------------- the protocol
-def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings=None):
+def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings=None):
     """Train a GRU and an LSTM on the same waves, score them, draw the figures."""
     cfg = configure(quick, settings)
     runs = {}
@@ -268,7 +268,7 @@ def run(backend="numpy", out="out", seed=0, quick=False, progress=None, settings
             "seconds": total.seconds, "settings": cfg, "figures": figures}
 
 
-def train_variant(variant, backend="numpy", seed=0, quick=False, progress=None, settings=None):
+def train_variant(variant, backend="numba", seed=0, quick=False, progress=None, settings=None):
     """``minigru race``: train ``variant`` on the waves; the common result fields."""
     cfg = configure(quick, settings)
     with one_blas_thread():

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from ._io import atomic_write
 from .cell import Cell
 
 SIZES = {  # T, B, I, H
@@ -292,16 +293,9 @@ def plot(result, path):
         ax.legend(fontsize=8)
     fig.suptitle(f"minigru backend={result['backend']}, float32, {result['threads']} threads")
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        os.replace(tmp, path)
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         plt.close(fig)
-    return path
 
 

@@ -14,11 +14,11 @@ flushed to disk, then renamed over it: a crash mid-save leaves the last good che
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from ._io import atomic_write
 from .layers import Embedding, Linear
 from .module import Model, Module
 from .rnn import RNN
@@ -85,20 +85,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, rng=None, extra
         raise TypeError(f"extra must be JSON-serialisable: {e}") from None
     arrays["meta.json"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 # ---------------------------------------------------------------- load

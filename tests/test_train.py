@@ -223,3 +223,13 @@ def test_resume_needs_a_path():
     model, opt, _ = make()
     with pytest.raises(ValueError, match="resume=True needs the checkpoint= path"):
         mg.fit(model, step_fn(model), [], opt, resume=True)
+
+
+def test_a_checkpoint_gets_ordinary_file_permissions(tmp_path):
+    model, opt, _ = make()
+    umask = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.npz", model, opt)
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644        # not the temporary file's 0o600

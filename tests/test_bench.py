@@ -1,0 +1,37 @@
+"""minigru bench runs and reports (its figures are measurements, never asserted here)."""
+
+import io
+import json
+
+import minigru.bench as bench
+from minigru.cli import main
+
+
+def test_bench_quick_prints_a_table_and_a_json_line(tmp_path):
+    out = io.StringIO()
+    png = tmp_path / "ratios.png"
+    rc = main(["bench", "--variant", "rnn", "--vs", "none", "--quick", "--plot", str(png)],
+              out=out)
+    assert rc == 0
+    lines = out.getvalue().strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["backend"] == "numba" and result["quick"] is True
+    assert [r["variant"] for r in result["streaming_step"]] == ["rnn"]
+    assert result["vs_numpy"][0]["size"] == "tiny" and result["vs_numpy"][0]["ratio"] > 0
+    assert "vs_torch" not in result
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_alternate_runs_each_side_in_blocks():
+    calls = []
+    times = bench.alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                            repeats=2, block=2)
+    assert set(times) == {"a", "b"}
+    # one warm-up each, then per round a block of 1 + 2 calls per side
+    assert calls == ["a", "b"] + (["a"] * 3 + ["b"] * 3) * 2
+
+
+def test_flop_equivalent_follows_bench_md():
+    T, B, I, H = bench.SIZES["large"]
+    assert bench.flop_equivalent("gru", "large", False) == 6 * T * B * H * (I + H) * 3 / 3
+    assert bench.flop_equivalent("lstm", "large", True) == 3 * 6 * T * B * H * (I + H) * 4 / 3
