@@ -50,6 +50,17 @@ def main(run, name, doc, argv=None):
     return 0
 
 
+def merge_settings(name, defaults, quick_settings, quick, settings):
+    """``defaults``, then ``quick_settings`` when ``quick``, then the caller's ``settings`` on
+    top; a key the demo does not have is an error that lists the ones it has."""
+    cfg = {**defaults, **(quick_settings if quick else {})}
+    unknown = sorted(set(settings or {}) - set(cfg))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; {name} has {', '.join(cfg)}")
+    cfg.update(settings or {})
+    return cfg
+
+
 def print_result(result, file=None):
     """The demo's last line: one JSON object with its name and metrics (API.md)."""
     print(json.dumps(result, default=_jsonable), file=file or sys.stdout, flush=True)

@@ -51,9 +51,10 @@ import numpy as np
 import minigru as mg
 
 try:
-    from ._common import main, pyplot, save_figure, say, single_blas_thread
+    from ._common import main, merge_settings, pyplot, save_figure, say, single_blas_thread
 except ImportError:                                   # run as a script: python demos/adding.py
-    from minigru.demos._common import main, pyplot, save_figure, say, single_blas_thread
+    from minigru.demos._common import (
+        main, merge_settings, pyplot, save_figure, say, single_blas_thread)
 
 NAME = "adding"
 BASELINE = 2 / 12           # Var(u1 + u2) for u ~ U(0, 1): the MSE of always predicting 1
@@ -66,12 +67,7 @@ QUICK = {**DEFAULTS, "lengths": [50], "steps": [400], "eval_every": 25}
 
 def config(quick=False, settings=None):
     """The defaults (or the quick ones), with ``settings`` on top; unknown keys are an error."""
-    cfg = dict(QUICK if quick else DEFAULTS)
-    settings = settings or {}
-    unknown = sorted(set(settings) - set(cfg))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; the settings are {sorted(cfg)}")
-    cfg.update(settings)
+    cfg = merge_settings(NAME, DEFAULTS, QUICK, quick, settings)
     steps = cfg["steps"]
     cfg["steps"] = [int(steps)] * len(cfg["lengths"]) if np.ndim(steps) == 0 else list(steps)
     if len(cfg["steps"]) != len(cfg["lengths"]):

@@ -40,9 +40,10 @@ import numpy as np
 import minigru as mg
 
 try:
-    from ._common import Timer, main, one_blas_thread, pyplot, save_figure, say
+    from ._common import Timer, main, merge_settings, one_blas_thread, pyplot, save_figure, say
 except ImportError:  # run as a file (python demos/binary_addition.py): there is no package
-    from minigru.demos._common import Timer, main, one_blas_thread, pyplot, save_figure, say
+    from minigru.demos._common import (
+        Timer, main, merge_settings, one_blas_thread, pyplot, save_figure, say)
 
 NAME = "binary-addition"
 BITS = 8                    # the trained length: every pair of 8-bit numbers can be listed
@@ -54,12 +55,7 @@ QUICK = {"epochs": 6}
 
 def configure(quick=False, settings=None):
     """The defaults, with ``QUICK`` when ``quick``, then ``settings`` on top."""
-    cfg = {**DEFAULTS, **(QUICK if quick else {})}
-    unknown = sorted(set(settings or {}) - set(cfg))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown}; {NAME} has {', '.join(cfg)}")
-    cfg.update(settings or {})
-    return cfg
+    return merge_settings(NAME, DEFAULTS, QUICK, quick, settings)
 
 
 # ---------------------------------------------------------------- the data

@@ -39,9 +39,10 @@ import numpy as np
 import minigru as mg
 
 try:
-    from ._common import Timer, main, one_blas_thread, pyplot, save_figure, say
+    from ._common import Timer, main, merge_settings, one_blas_thread, pyplot, save_figure, say
 except ImportError:  # run as a file (python demos/digits.py): there is no package
-    from minigru.demos._common import Timer, main, one_blas_thread, pyplot, save_figure, say
+    from minigru.demos._common import (
+        Timer, main, merge_settings, one_blas_thread, pyplot, save_figure, say)
 
 NAME = "digits"
 DEFAULTS = {"variant": "gru", "hidden_size": 64, "epochs": 30, "batch_size": 32, "lr": 1e-2,
@@ -51,12 +52,7 @@ QUICK = {"epochs": 10}
 
 def configure(quick=False, settings=None):
     """The defaults, with ``QUICK`` when ``quick``, then ``settings`` on top."""
-    cfg = {**DEFAULTS, **(QUICK if quick else {})}
-    unknown = sorted(set(settings or {}) - set(cfg))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown}; {NAME} has {', '.join(cfg)}")
-    cfg.update(settings or {})
-    return cfg
+    return merge_settings(NAME, DEFAULTS, QUICK, quick, settings)
 
 
 # ---------------------------------------------------------------- the data

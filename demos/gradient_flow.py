@@ -60,10 +60,11 @@ import minigru as mg
 
 try:
     from . import adding
-    from ._common import main, pyplot, save_figure, say, single_blas_thread
+    from ._common import main, merge_settings, pyplot, save_figure, say, single_blas_thread
 except ImportError:                               # run as a script: python demos/gradient_flow.py
     from minigru.demos import adding
-    from minigru.demos._common import main, pyplot, save_figure, say, single_blas_thread
+    from minigru.demos._common import (
+        main, merge_settings, pyplot, save_figure, say, single_blas_thread)
 
 NAME = "gradient-flow"
 
@@ -75,13 +76,7 @@ QUICK = {**DEFAULTS, "T": 50, "steps": 400}
 
 def config(quick=False, settings=None):
     """The defaults (or the quick ones), with ``settings`` on top; unknown keys are an error."""
-    cfg = dict(QUICK if quick else DEFAULTS)
-    settings = settings or {}
-    unknown = sorted(set(settings) - set(cfg))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; the settings are {sorted(cfg)}")
-    cfg.update(settings)
-    return cfg
+    return merge_settings(NAME, DEFAULTS, QUICK, quick, settings)
 
 
 def layer_params(rnn, dtype=np.float64):

@@ -51,9 +51,9 @@ import numpy as np
 import minigru as mg
 
 try:
-    from ._common import main, pyplot, save_figure, say
+    from ._common import main, merge_settings, pyplot, save_figure, say
 except ImportError:                                   # run as a script: python demos/noise_race.py
-    from minigru.demos._common import main, pyplot, save_figure, say
+    from minigru.demos._common import main, merge_settings, pyplot, save_figure, say
 
 NAME = "noise-race"
 BASELINE = 1 / 12           # Var(U(0, 1)): the MSE of predicting 0.5, the best one can do
@@ -67,13 +67,7 @@ QUICK = {**DEFAULTS, "samples": 200, "features": 100, "hidden": 200, "epochs": 6
 
 def config(quick=False, settings=None):
     """The defaults (or the quick ones), with ``settings`` on top; unknown keys are an error."""
-    cfg = dict(QUICK if quick else DEFAULTS)
-    settings = settings or {}
-    unknown = sorted(set(settings) - set(cfg))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; the settings are {sorted(cfg)}")
-    cfg.update(settings)
-    return cfg
+    return merge_settings(NAME, DEFAULTS, QUICK, quick, settings)
 
 
 def make_noise(n, cfg, rng):

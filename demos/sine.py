@@ -50,9 +50,10 @@ import numpy as np
 import minigru as mg
 
 try:
-    from ._common import Timer, main, one_blas_thread, pyplot, save_figure, say
+    from ._common import Timer, main, merge_settings, one_blas_thread, pyplot, save_figure, say
 except ImportError:  # run as a file (python demos/sine.py): there is no package
-    from minigru.demos._common import Timer, main, one_blas_thread, pyplot, save_figure, say
+    from minigru.demos._common import (
+        Timer, main, merge_settings, one_blas_thread, pyplot, save_figure, say)
 
 NAME = "sine"
 MODELS = ("gru", "lstm")
@@ -66,11 +67,7 @@ QUICK = {"epochs": 15}
 
 def configure(quick=False, settings=None):
     """The defaults, with ``QUICK`` when ``quick``, then ``settings`` on top."""
-    cfg = {**DEFAULTS, **(QUICK if quick else {})}
-    unknown = sorted(set(settings or {}) - set(cfg))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown}; {NAME} has {', '.join(cfg)}")
-    cfg.update(settings or {})
+    cfg = merge_settings(NAME, DEFAULTS, QUICK, quick, settings)
     if not 0 <= cfg["warmup"] < cfg["steps"] - 1:
         raise ValueError(f"warmup must be in [0, steps - 1), got {cfg['warmup']} with "
                          f"steps={cfg['steps']}")
