@@ -12,7 +12,7 @@ this file compiles it for the CPU, the CUDA backend compiles the same functions 
 import numpy as np
 
 from ..cells import _gated
-from ._math import ONE, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
+from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 # ============================================================================ gru (reset after)
 
@@ -238,8 +238,39 @@ def v3_backward(p, cache, dys, dh_T):
     return dx.reshape(T, B, I), dh_next, _gated.merge(g)
 
 
+@kernel
+def v3_step_kernel(x, W, U, b, sees_x, sees_h, has_bias, h, h_new):
+    """One step on the unsplit parameters: the gates' blocks r, z first, the candidate's last H."""
+    B, H = h.shape
+    xw = np.empty((B, W.shape[1]), x.dtype)          # [x W_r | x W_z |] x W_n
+    matmul(x, W, xw)
+    hug = np.zeros((B, 2 * H), x.dtype)
+    if sees_h:
+        matmul(h, U[:, :2 * H], hug)
+    z = np.empty((B, H), x.dtype)
+    rh = np.empty((B, H), x.dtype)
+    for i in range(B):
+        for j in range(H):
+            ar = xw[i, j] if sees_x else ZERO
+            az = xw[i, H + j] if sees_x else ZERO
+            if has_bias:
+                ar, az = ar + b[j], az + b[H + j]
+            r, z[i, j] = _v3_gate_point(ar + hug[i, j], az + hug[i, H + j])
+            rh[i, j] = r * h[i, j]
+    un = np.empty((B, H), x.dtype)
+    matmul(rh, U[:, U.shape[1] - H:], un)             # reset before the product
+    kx, kb = W.shape[1] - H, b.shape[0] - H          # where the candidate's columns start
+    for i in range(B):
+        for j in range(H):
+            h_new[i, j], _ = _v3_point(xw[i, kx + j] + b[kb + j], un[i, j], h[i, j], z[i, j])
+
+
 def v3_step(p, x_t, h):
-    ys, h_new, _ = v3_forward(p, x_t[None], h)
+    H = h.shape[1]
+    W, U, b = p["W"], p["U"], p["b"]
+    h_new = np.empty_like(h)
+    v3_step_kernel(np.ascontiguousarray(x_t), W, U, b, W.shape[1] > H, U.shape[1] > H,
+                   b.shape[0] > H, np.ascontiguousarray(h), h_new)
     return h_new, h_new
 
 
