@@ -11,16 +11,12 @@ import pytest
 
 from minigru.cli import main
 from minigru.demos import adding
+from demo_helpers import COMMON, is_png
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"lengths": [6, 8], "steps": 4, "variants": ["rnn", "mingru"], "hidden": 4, "batch": 5,
         "eval_every": 2, "test_size": 20}
-COMMON = {"metric": str, "value": float, "higher_is_better": bool, "params": int,
-          "seconds_per_epoch": float, "loss": list}
 
-
-def is_png(path):
-    return Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def metrics(result):

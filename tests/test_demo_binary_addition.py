@@ -11,19 +11,14 @@ import pytest
 
 from minigru.cli import main
 from minigru.demos import binary_addition as demo
+from demo_helpers import COMMON, is_png
 
 TINY = {"train_pairs": 64, "test_pairs": 256, "hidden_size": 4, "epochs": 2, "batch_size": 32,
         "long_pairs": 50}
 METRICS = ("test_accuracy", "bit_accuracy", "accuracy_16bit", "accuracy_32bit", "final_loss",
            "carry_unit", "carry_correlation")
-COMMON = {"metric": str, "value": float, "higher_is_better": bool, "params": int,
-          "seconds_per_epoch": float, "loss": list}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def is_png(path):
-    with open(path, "rb") as f:
-        return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_returns_metrics_figures_and_is_reproducible(tmp_path):

@@ -10,10 +10,9 @@ import pytest
 
 from minigru.cli import main
 from minigru.demos import digits as demo   # imports without scikit-learn; its data needs it
+from demo_helpers import COMMON, is_png
 
 TINY = {"hidden_size": 8, "epochs": 2, "train_images": 128}
-COMMON = {"metric": str, "value": float, "higher_is_better": bool, "params": int,
-          "seconds_per_epoch": float, "loss": list}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -22,10 +21,6 @@ def sklearn():
     return pytest.importorskip("sklearn", reason='the digits demo needs scikit-learn: '
                                                  'pip install "minigru[demos]"')
 
-
-def is_png(path):
-    with open(path, "rb") as f:
-        return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_returns_metrics_figures_and_is_reproducible(tmp_path, sklearn):

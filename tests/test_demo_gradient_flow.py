@@ -10,14 +10,12 @@ import pytest
 
 import minigru as mg
 from minigru.demos import adding, gradient_flow
+from demo_helpers import is_png
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"T": 6, "steps": 2, "variants": ["rnn", "lstm"], "probe": 5, "hidden": 4, "batch": 4,
         "eval_every": 1, "test_size": 8}
 
-
-def is_png(path):
-    return Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("variant", ["rnn", "gru", "lstm"])

@@ -9,16 +9,12 @@ import numpy as np
 import pytest
 
 from minigru.demos import noise_race
+from demo_helpers import COMMON, is_png
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"samples": 8, "timesteps": 3, "features": 4, "hidden": 5, "epochs": 2, "batch": 4,
         "heldout": 6, "variants": ["gru_v3", "gru3"]}
-COMMON = {"metric": str, "value": float, "higher_is_better": bool, "params": int,
-          "seconds_per_epoch": float, "loss": list}
 
-
-def is_png(path):
-    return Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_make_noise_is_independent_uniform_float32():

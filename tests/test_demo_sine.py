@@ -12,19 +12,14 @@ import pytest
 import minigru as mg
 from minigru.cli import main
 from minigru.demos import sine as demo
+from demo_helpers import COMMON, is_png
 
 TINY = {"train_waves": 16, "test_waves": 8, "steps": 12, "warmup": 2, "hidden_size": 4,
         "epochs": 2, "batch_size": 8, "prefix": 5, "generate": 6}
 PER_MODEL = ("relative_mse", "relative_mse_noisy", "noise_floor", "free_run_relative_mse",
              "final_loss")
-COMMON = {"metric": str, "value": float, "higher_is_better": bool, "params": int,
-          "seconds_per_epoch": float, "loss": list}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def is_png(path):
-    with open(path, "rb") as f:
-        return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_run_returns_both_models_figures_and_is_reproducible(tmp_path):
