@@ -21,21 +21,24 @@ def float_dtype(name, dtype):
     return dt
 
 
-def array(name, a, shape, dtype, legend=None):
+def array(name, a, shape, dtype, legend=None, is_device=None):
     """Check that ``a`` is an ndarray of exactly ``shape`` and ``dtype``.
 
     ``shape`` is a tuple whose entries are ints (must match) or None (any size);
-    ``legend`` names the axes for the message, e.g. ``"(T, B, I)"``.
+    ``legend`` names the axes for the message, e.g. ``"(T, B, I)"``. ``is_device``, given by
+    backends that take device arrays too, says whether ``a`` is one (checked the same way).
     """
     # the common case first and cheaply: this runs on every streaming step
-    if isinstance(a, np.ndarray) and a.dtype == dtype and a.ndim == len(shape):
+    kind_ok = isinstance(a, np.ndarray) or (is_device is not None and is_device(a))
+    if kind_ok and a.dtype == dtype and a.ndim == len(shape):
         for got, expected in zip(a.shape, shape):
             if expected is not None and got != expected:
                 break
         else:
             return a
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if not kind_ok:
+        kinds = "a numpy.ndarray" + (" or a device array" if is_device else "")
+        raise TypeError(f"{name} must be {kinds}, got {type(a).__name__}")
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
     if a.dtype != dtype:
@@ -55,9 +58,9 @@ def _shape_text(shape, legend):
     return f"{legend} = {dims}" if legend else dims
 
 
-def params(name, p, shapes):
+def params(name, p, shapes, is_device=None):
     """Check a parameter dict: exactly the keys of ``shapes``, each of that shape (None: any),
-    all of one float dtype; returns the dtype."""
+    all of one float dtype; returns the dtype. ``is_device`` as for ``array``."""
     if not isinstance(p, dict):
         raise TypeError(f"{name} must be a dict of parameter arrays, got {type(p).__name__}")
     if set(p) != set(shapes):
@@ -70,8 +73,9 @@ def params(name, p, shapes):
     dtype = None
     for key, shape in shapes.items():
         a = p[key]
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{name}[{key!r}] must be a numpy.ndarray, got {type(a).__name__}")
+        if not (isinstance(a, np.ndarray) or (is_device is not None and is_device(a))):
+            kinds = "a numpy.ndarray" + (" or a device array" if is_device else "")
+            raise TypeError(f"{name}[{key!r}] must be {kinds}, got {type(a).__name__}")
         dtype = dtype or a.dtype
         if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{name}[{key!r}] must be float32 or float64, got dtype {a.dtype}")

@@ -38,6 +38,8 @@ class Cell:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
         self.backend = backend
         self._fns = BACKENDS[backend](self.variant)
+        # "cuda" takes device arrays too, and says which objects are
+        self._is_device = getattr(self._fns, "is_device", None)
         self.options = {**self.variant.init_options, **self.variant.run_options}
         if "dropout" in self.variant.run_options:
             self.options["seed"] = None
@@ -130,13 +132,13 @@ class Cell:
         if sizes is None:
             # The sizes cannot be read from p: its keys or the ranks of its arrays are wrong.
             expected = self.variant.shapes(1, 1, **self._init_opts({}))
-            _check.params("p", p, dict.fromkeys(expected))
+            _check.params("p", p, dict.fromkeys(expected), self._is_device)
             for key, shape in expected.items():
                 if np.ndim(p[key]) != len(shape):
                     raise ValueError(f"p[{key!r}] must be {len(shape)}-D, "
                                      f"got shape {np.shape(p[key])}")
             raise ValueError(f"p does not hold a consistent set of {self.name} parameters")
-        dtype = _check.params("p", p, self.variant.shapes(**sizes))
+        dtype = _check.params("p", p, self.variant.shapes(**sizes), self._is_device)
         return sizes, dtype
 
     def _check_state(self, name, state, B, H, dtype):
@@ -145,11 +147,11 @@ class Cell:
             if not (isinstance(state, tuple) and len(state) == 2):
                 raise TypeError(f"{name} of lstm must be a tuple (h, c) of (B, H) arrays, "
                                 f"got {type(state).__name__}")
-            return tuple(_check.array(f"{name}[{i}]", s, (B, H), dtype, legend)
+            return tuple(_check.array(f"{name}[{i}]", s, (B, H), dtype, legend, self._is_device)
                          for i, s in enumerate(state))
         if isinstance(state, tuple):
             raise TypeError(f"{name} of {self.name} must be an array (B, H), got a tuple")
-        return _check.array(name, state, (B, H), dtype, legend)
+        return _check.array(name, state, (B, H), dtype, legend, self._is_device)
 
     def _zero_state(self, B, H, dtype):
         h = np.zeros((B, H), dtype)
@@ -195,7 +197,7 @@ class Cell:
         """
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
-        _check.array("x", x, (None, None, I), dtype, "(T, B, I)")
+        _check.array("x", x, (None, None, I), dtype, "(T, B, I)", self._is_device)
         T, B, _ = x.shape
         if T == 0 or B == 0:
             raise ValueError(f"x must have at least one step and one batch row, "
@@ -229,7 +231,7 @@ class Cell:
         if shapes != cache["param_shapes"]:
             raise ValueError(f"p has shapes {shapes} but the cache was made with parameters of "
                              f"shapes {cache['param_shapes']}")
-        _check.array("dys", dys, (T, B, O), dtype, "(T, B, O)")
+        _check.array("dys", dys, (T, B, O), dtype, "(T, B, O)", self._is_device)
         if dstate is None:
             dstate = self._zero_state(B, H, dtype)
         else:
@@ -240,7 +242,7 @@ class Cell:
         """y (B, O), new state = one step of inference (evaluation mode, no cache)."""
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
-        _check.array("x_t", x_t, (None, I), dtype, "(B, I)")
+        _check.array("x_t", x_t, (None, I), dtype, "(B, I)", self._is_device)
         B = x_t.shape[0]
         if state is None:
             state = self._zero_state(B, H, dtype)

@@ -45,18 +45,15 @@ def _numpy_backend(variant):
     return variant
 
 
-def _not_yet(backend):
-    def make(variant):
-        raise NotImplementedError(
-            f"backend {backend!r} is not implemented yet in this version of minigru; "
-            f"use backend='numpy'")
-    return make
-
-
 def _numba_backend(variant):
     from ..numba import backend      # compiles on first use only
     return backend(variant)
 
 
+def _cuda_backend(variant):
+    from ..cuda import backend       # raises a clear error without a GPU or the simulator
+    return backend(variant)
+
+
 # backend name -> function(variant) returning an object with forward, backward, step.
-BACKENDS = {"numpy": _numpy_backend, "numba": _numba_backend, "cuda": _not_yet("cuda")}
+BACKENDS = {"numpy": _numpy_backend, "numba": _numba_backend, "cuda": _cuda_backend}

@@ -1,0 +1,95 @@
+"""backend="cuda": every cell's time loop on an NVIDIA GPU through Numba's CUDA target.
+
+One module per cell family, mirroring ``minigru/cells`` and ``minigru/numba``; each exposes
+``FUNCTIONS = {variant: (forward, backward)}`` working on device arrays only. This file puts the
+front on them that every backend shares: NumPy arrays in, NumPy arrays out, or device arrays in,
+device arrays out (decided by ``x`` for forward and step, by ``dys`` for backward). Parameters
+given as NumPy arrays are copied to the device once per call; pass device arrays
+(``numba.cuda.to_device``) to keep them there. The cache of a forward stays on the device.
+
+``step`` is a forward of one time step in evaluation mode.
+
+Without a GPU, Numba's simulator runs the same kernels on the CPU (slowly) when the environment
+has ``NUMBA_ENABLE_CUDASIM=1`` before numba is first imported; the tests use it.
+"""
+
+import os
+import pkgutil
+from importlib import import_module
+from types import SimpleNamespace
+
+SIMULATOR_HINT = ("To run the CUDA kernels without a GPU, in Numba's CUDA simulator (slow; for "
+                  "testing and reading), set NUMBA_ENABLE_CUDASIM=1 in the environment before "
+                  "Python starts, e.g. `NUMBA_ENABLE_CUDASIM=1 python train.py`.")
+
+
+def _require_cuda():
+    """Raise a RuntimeError that says what is missing when the CUDA target cannot run."""
+    try:
+        from numba import cuda
+    except ImportError as e:
+        raise RuntimeError(f"backend='cuda' needs the numba-cuda package "
+                           f"(pip install 'minigru[cuda]'): {e}") from None
+    if not cuda.is_available():
+        raise RuntimeError("backend='cuda' needs an NVIDIA GPU with a working driver, and "
+                           "numba.cuda found none (numba.cuda.is_available() is False). "
+                           + SIMULATOR_HINT)
+    return cuda
+
+
+def simulated():
+    """True when the CUDA target is Numba's simulator (timings there mean nothing)."""
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+_functions = None
+
+
+def functions():
+    """``{variant: (forward, backward)}`` of every family module here (imported on first use,
+    since importing compiles nothing but needs a working CUDA target)."""
+    global _functions
+    if _functions is None:
+        _functions = {}
+        for m in pkgutil.iter_modules(__path__):
+            if not m.name.startswith("_"):
+                _functions.update(import_module(f"{__name__}.{m.name}").FUNCTIONS)
+    return _functions
+
+
+def backend(variant):
+    """The cuda forward, backward and step of ``variant`` (a ``Variant``)."""
+    _require_cuda()
+    fns = functions()
+    if variant.name not in fns:
+        raise NotImplementedError(
+            f"backend 'cuda' does not have {variant.name!r}; it has "
+            f"{', '.join(sorted(fns))} (use backend='numpy' or 'numba' for the others)")
+    from ._blas import is_device, to_device, to_host
+    forward_d, backward_d = fns[variant.name]
+
+    def each(f, state):                               # a state is h, or (h, c) for lstm
+        return tuple(map(f, state)) if isinstance(state, tuple) else f(state)
+
+    def forward(p, x, state0, training=True, **kw):
+        on_host = not is_device(x)
+        dp = {k: to_device(v) for k, v in p.items()}
+        ys, state, cache = forward_d(dp, to_device(x), each(to_device, state0), training, **kw)
+        if on_host:
+            ys, state = to_host(ys), each(to_host, state)
+        return ys, state, cache
+
+    def backward(p, cache, dys, dstate):
+        on_host = not is_device(dys)
+        dp = {k: to_device(v) for k, v in p.items()}
+        dx, dstate0, grads = backward_d(dp, cache, to_device(dys), each(to_device, dstate))
+        if on_host:
+            dx, dstate0 = to_host(dx), each(to_host, dstate0)
+            grads = {k: to_host(g) for k, g in grads.items()}
+        return dx, dstate0, grads
+
+    def step(p, x_t, state, **kw):
+        ys, state, _ = forward(p, x_t.reshape(1, *x_t.shape), state, False, **kw)
+        return ys[0], state
+
+    return SimpleNamespace(forward=forward, backward=backward, step=step, is_device=is_device)

@@ -1,0 +1,142 @@
+"""The products before and after the time loop, and small helpers, on the GPU.
+
+``gemm`` is the tiled shared-memory matrix product: each block of TILE×TILE threads computes one
+TILE×TILE block of the output, stepping along the inner dimension one TILE-wide slab at a time;
+each slab of A and of B is read from global memory once into shared memory and then used TILE
+times from there. It takes transposed views (``A.T``) as they are, so ``x.T @ dA`` needs no copy.
+
+Kernels that need a shared array of the data's dtype are made per dtype (``_kernels(dtype)``);
+the others specialise on their arguments' types by themselves.
+"""
+
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda, from_dtype
+from numba.cuda import devicearray
+
+from ._math import ZERO
+
+TILE = 16        # 16×16 = 256 threads per block, two 1 KiB (float32) shared tiles
+THREADS = 128    # threads per block of the element-wise and per-step kernels
+
+
+def is_device(a):
+    """True for a Numba device array (the simulator's included)."""
+    return devicearray.is_cuda_ndarray(a)
+
+
+def to_device(a):
+    """``a`` on the device: a device array is used as it is, a NumPy array is copied over."""
+    if is_device(a):
+        return a
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def to_host(a):
+    return a.copy_to_host()
+
+
+def empty(shape, dtype):
+    return cuda.device_array(shape, dtype)
+
+
+def zeros(shape, dtype):
+    a = cuda.device_array(shape, dtype)
+    fill(a, 0)
+    return a
+
+
+def blocks(n, threads=THREADS):
+    return (n + threads - 1) // threads
+
+
+@cuda.jit
+def _fill_kernel(a, value):
+    i = cuda.grid(1)
+    if i < a.size:
+        a[i] = value
+
+
+def fill(a, value):
+    flat = a.reshape(a.size)
+    _fill_kernel[blocks(a.size), THREADS](flat, value)
+
+
+@lru_cache(maxsize=None)
+def _kernels(dtype):
+    nbtype = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def gemm_kernel(A, B, C, bias, accumulate, has_bias):
+        """C = A @ B (+ C if accumulate) (+ bias as a row if has_bias)."""
+        sA = cuda.shared.array((TILE, TILE), nbtype)
+        sB = cuda.shared.array((TILE, TILE), nbtype)
+        tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+        row = cuda.blockIdx.y * TILE + ty
+        col = cuda.blockIdx.x * TILE + tx
+        m, k = A.shape
+        n = B.shape[1]
+        acc = ZERO
+        for k0 in range(0, k, TILE):
+            sA[ty, tx] = A[row, k0 + tx] if row < m and k0 + tx < k else ZERO
+            sB[ty, tx] = B[k0 + ty, col] if k0 + ty < k and col < n else ZERO
+            cuda.syncthreads()
+            for kk in range(TILE):
+                acc += sA[ty, kk] * sB[kk, tx]
+            cuda.syncthreads()
+        if row < m and col < n:
+            if accumulate:
+                acc += C[row, col]
+            if has_bias:
+                acc += bias[col]
+            C[row, col] = acc
+
+    @cuda.jit
+    def colsum_kernel(A, out, accumulate):
+        """out[j] = sum_i A[i, j] (+ out[j]); one thread per column, coalesced across them."""
+        j = cuda.grid(1)
+        if j < A.shape[1]:
+            acc = ZERO
+            for i in range(A.shape[0]):
+                acc += A[i, j]
+            out[j] = acc + out[j] if accumulate else acc
+
+    return gemm_kernel, colsum_kernel
+
+
+def gemm(A, B, out=None, *, bias=None, accumulate=False):
+    """``out = A @ B`` (``+= `` with ``accumulate``), plus ``bias`` (n,) on every row."""
+    m, k = A.shape
+    k2, n = B.shape
+    assert k == k2, (A.shape, B.shape)
+    if out is None:
+        out = empty((m, n), A.dtype)
+    gemm_kernel, _ = _kernels(A.dtype)
+    grid = ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE)
+    gemm_kernel[grid, (TILE, TILE)](A, B, out, out[0] if bias is None else bias,
+                                    accumulate, bias is not None)
+    return out
+
+
+def colsum(A, out=None, *, accumulate=False):
+    """``out = A.sum(axis=0)`` for a 2-D A (``+=`` with ``accumulate``): bias gradients."""
+    if out is None:
+        out = empty(A.shape[1], A.dtype)
+    _, colsum_kernel = _kernels(A.dtype)
+    colsum_kernel[blocks(A.shape[1]), THREADS](A, out, accumulate)
+    return out
+
+
+def copy(a):
+    """A new contiguous device array with the contents of the device array ``a``."""
+    out = empty(a.shape, a.dtype)
+    out.copy_to_device(a)
+    return out
+
+
+def grid_rows(B, H):
+    """Launch shape of the per-step kernels: one thread per (row b, unit j), ``blockIdx.y = b``.
+    Blocks are a whole number of warps and no wider than needed, so small H wastes no threads."""
+    threads = min(THREADS, 32 * ((H + 31) // 32))
+    return (blocks(H, threads), B), threads
