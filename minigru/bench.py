@@ -30,7 +30,13 @@ SIZES = {  # T, B, I, H
     "stream": (1000, 1, 1, 64),
     "medium": (200, 32, 64, 128),
     "large": (100, 64, 500, 256),
+    # backend="cuda" in Numba's simulator (every GPU thread a Python thread): only this one
+    "simulator": (4, 2, 3, 8),
 }
+BENCH_SIZES = ("tiny", "stream", "medium", "large")
+SIMULATOR_NOTE = ("backend='cuda' is running in Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): "
+                  "every GPU thread is a Python thread on the CPU, so the timings below mean "
+                  "nothing about a GPU; they only show that the benchmark runs.")
 STREAM_STEP = (16, 64)          # I, H of the streaming step
 TORCH_VARIANTS = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -77,16 +83,37 @@ def _problem(variant, size, dtype=np.float32, seed=0):
     return p, x, state0, R
 
 
+def _simulated(backend):
+    if backend != "cuda":
+        return False
+    from .cuda import simulated
+    return simulated()
+
+
 def minigru_workloads(variant, backend, size):
     cell = Cell(variant, backend)
     p, x, state0, R = _problem(variant, size)
+    sync = None
+    if backend == "cuda":
+        # the data stays on the device, as in training: kernels are timed, not PCIe copies;
+        # launches are asynchronous, so each workload waits for the GPU before it returns
+        from numba import cuda
+        p = {k: cuda.to_device(v) for k, v in p.items()}
+        x, R = cuda.to_device(x), cuda.to_device(R)
+        state0 = (tuple(map(cuda.to_device, state0)) if isinstance(state0, tuple)
+                  else cuda.to_device(state0))
+        sync = cuda.synchronize
 
     def step():
         _, _, cache = cell.forward(p, x, state0)
         cell.backward(p, cache, R)
+        if sync:
+            sync()
 
     def forward():
         cell.forward(p, x, state0)
+        if sync:
+            sync()
     return step, forward
 
 
@@ -112,10 +139,9 @@ def torch_workloads(variant, size):
     return step, forward
 
 
-def streaming(variant, backend, vs_torch, repeats):
+def streaming(variant, backend, vs_torch, repeats, n=200, shape=STREAM_STEP, block=3):
     """Seconds per step of the Python-driven streaming loop, minigru and (maybe) PyTorch."""
-    I, H = STREAM_STEP
-    n = 200
+    I, H = shape
     cell = Cell(variant, backend)
     rng = np.random.default_rng(0)
     p = cell.init(I, H, rng=rng, dtype=np.float32)
@@ -139,7 +165,7 @@ def streaming(variant, backend, vs_torch, repeats):
                     y = state[0] if isinstance(state, tuple) else state
             return y
         funcs["torch"] = theirs
-    return {k: v / n for k, v in alternate(funcs, repeats).items()}
+    return {k: v / n for k, v in alternate(funcs, repeats, block).items()}
 
 
 def gemm_peak(n=2048, seconds=1.0):
@@ -179,8 +205,13 @@ def cold_compile_seconds(variant, backend):
 def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=False, out=None):
     """Measure; print a table (to ``out``) and return every figure as a dict."""
     out = out or sys.stdout
-    repeats = 2 if quick else 5
+    simulated = _simulated(backend)
+    repeats = 1 if simulated else 2 if quick else 5
+    block = 1 if simulated else 3
     result = {"backend": backend, "threads": threads(), "quick": quick, "dtype": "float32"}
+    if simulated:
+        result["simulated"] = True
+        print(f"NOTE: {SIMULATOR_NOTE}\n", file=out)
     torch = None
     if vs_torch:
         try:
@@ -193,7 +224,8 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     print(f"minigru bench: backend={backend}, float32, {result['threads']} threads, "
           f"NumPy GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s", file=out)
 
-    sizes = ["tiny", "stream"] if quick else list(SIZES)
+    sizes = (["simulator"] if simulated else ["tiny", "stream"] if quick
+             else list(BENCH_SIZES))
     rows = []
     if torch is not None:
         print(f"\n{'variant':<7} {'size':<7} {'torch train':>12} {'ours':>10} {'ratio':>6}   "
@@ -202,14 +234,14 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
             for size in sizes:
                 ts, tf = torch_workloads(variant, size)
                 ms, mf = minigru_workloads(variant, backend, size)
-                train = alternate({"torch": ts, "minigru": ms}, repeats)
-                fwd = alternate({"torch": tf, "minigru": mf}, repeats)
+                train = alternate({"torch": ts, "minigru": ms}, repeats, block)
+                fwd = alternate({"torch": tf, "minigru": mf}, repeats, block)
                 row = {"variant": variant, "size": size,
                        "torch_train_ms": train["torch"] * 1e3, "train_ms": train["minigru"] * 1e3,
                        "train_ratio": train["torch"] / train["minigru"],
                        "torch_forward_ms": fwd["torch"] * 1e3, "forward_ms": fwd["minigru"] * 1e3,
                        "forward_ratio": fwd["torch"] / fwd["minigru"]}
-                if size == "large":
+                if size == "large" and backend != "cuda":       # a CPU GEMM peak
                     row["train_gemm_efficiency"] = (flop_equivalent(variant, size, True)
                                                     / train["minigru"] / 1e9
                                                     / result["gemm_peak_gflops"])
@@ -225,7 +257,8 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     print(f"\n{'variant':<7} {'streaming step':>15} {'torch cell':>11} {'ratio':>6}", file=out)
     stream_rows = []
     for variant in variants:
-        s = streaming(variant, backend, torch is not None, repeats)
+        s = (streaming(variant, backend, torch is not None, repeats, 2, (3, 8), block)
+             if simulated else streaming(variant, backend, torch is not None, repeats))
         row = {"variant": variant, "step_us": s["minigru"] * 1e6}
         if "torch" in s:
             row.update(torch_step_us=s["torch"] * 1e6, ratio=s["torch"] / s["minigru"])
@@ -239,10 +272,10 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
         print(f"\n{'variant':<7} {'size':<7} {'reference':>11} {'ours':>10} {'ratio':>7}", file=out)
         ref_rows = []
         for variant in variants:
-            for size in ("tiny",) if quick else ("tiny", "medium"):
+            for size in ("simulator",) if simulated else ("tiny",) if quick else ("tiny", "medium"):
                 rs, _ = minigru_workloads(variant, "numpy", size)
                 ms, _ = minigru_workloads(variant, backend, size)
-                t = alternate({"numpy": rs, "minigru": ms}, repeats)
+                t = alternate({"numpy": rs, "minigru": ms}, repeats, block)
                 row = {"variant": variant, "size": size, "numpy_train_ms": t["numpy"] * 1e3,
                        "train_ms": t["minigru"] * 1e3, "ratio": t["numpy"] / t["minigru"]}
                 ref_rows.append(row)
@@ -257,6 +290,8 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
             s = cold_compile_seconds(variant, backend)
             result["cold_compile_s"][variant] = s
             print(f"{variant:<7} {s:>38.1f} s", file=out)
+    if simulated:
+        print(f"\nNOTE: {SIMULATOR_NOTE}", file=out)
     print(json.dumps(result), file=out)
     return result
 

@@ -202,3 +202,30 @@ def test_a_checked_dict_is_checked_again_when_an_array_is_replaced():
     p["U"] = np.zeros((H + 1, 3 * H))
     with pytest.raises(ValueError, match=r"p\['W'\] must have shape \(3, 18\), got \(3, 15\)"):
         cell.step(p, np.zeros((B, I)))
+
+
+def _cuda_runs_here():
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    return cuda.is_available()
+
+
+@pytest.mark.skipif(_cuda_runs_here(), reason="a GPU or the simulator is here: cuda works")
+def test_cuda_without_a_gpu_says_how_to_use_the_simulator():
+    with pytest.raises(RuntimeError) as e:
+        mg.cell("gru", backend="cuda")
+    assert "needs an NVIDIA GPU" in str(e.value)
+    assert "NUMBA_ENABLE_CUDASIM=1" in str(e.value)
+
+
+def test_cuda_without_numba_cuda_says_what_to_install(monkeypatch):
+    import sys
+
+    import numba
+    monkeypatch.setitem(sys.modules, "numba.cuda", None)    # as if not installed
+    monkeypatch.delattr(numba, "cuda", raising=False)
+    with pytest.raises(RuntimeError, match=r"needs the numba-cuda package \(pip install "
+                                           r"'minigru\[cuda\]'\)"):
+        mg.cell("gru", backend="cuda")

@@ -1,0 +1,115 @@
+"""backend="cuda" against the NumPy reference, for every variant, in both dtypes.
+
+These run on a GPU when there is one, and otherwise in Numba's CUDA simulator, which must be
+switched on before numba is imported, so in a pytest process of its own (``.ci/run`` and the
+README's test command do this):
+
+    NUMBA_ENABLE_CUDASIM=1 python -m pytest -q tests/test_cuda_backend.py
+
+The simulator runs every GPU thread as a Python thread: the shapes here are tiny. That the same
+kernels compile for a real GPU is checked by ``test_cuda_ptx.py``.
+"""
+
+import numpy as np
+import pytest
+
+import minigru as mg
+from backend_helpers import check_against_reference
+
+cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+if not cuda.is_available():
+    pytest.skip("no GPU here and not in the simulator: run this file with "
+                "NUMBA_ENABLE_CUDASIM=1 (as .ci/run does)", allow_module_level=True)
+
+from minigru.cuda import functions  # noqa: E402
+
+CUDA_VARIANTS = [v for v in mg.VARIANTS if v in functions()]
+SMALL = {"input_size": 3, "hidden_size": 5, "steps": 4, "batch": 3}
+
+
+def test_every_variant_has_cuda():
+    assert set(CUDA_VARIANTS) == set(mg.VARIANTS), sorted(set(mg.VARIANTS) - set(CUDA_VARIANTS))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("variant", CUDA_VARIANTS)
+def test_cuda_equals_numpy(variant, dtype):
+    check_against_reference("cuda", variant, dtype, **SMALL)
+
+
+@pytest.mark.parametrize("variant", CUDA_VARIANTS)
+def test_cuda_takes_and_returns_device_arrays(variant):
+    check_against_reference("cuda", variant, np.float64, to_backend=cuda.to_device,
+                            from_backend=lambda a: a.copy_to_host(),
+                            **{**SMALL, "steps": 2, "batch": 2})
+
+
+@pytest.mark.parametrize("sizes", [{"steps": 1, "batch": 1, "hidden_size": 1},
+                                   {"steps": 2, "batch": 2, "hidden_size": 33}],
+                         ids=["T1-B1-H1", "H33"])
+@pytest.mark.parametrize("variant", ["gru", "lstm", "mgu", "rru"])
+def test_cuda_edge_shapes(variant, sizes):
+    """One unit, one step, one row; and H past one warp (two blocks of threads)."""
+    check_against_reference("cuda", variant, np.float64, **{**SMALL, **sizes})
+
+
+def test_device_array_of_the_wrong_shape_is_named():
+    cell = mg.cell("gru", backend="cuda")
+    p = cell.init(3, 4, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"x must have shape \(T, B, I\) = \(\?, \?, 3\), "
+                                         r"got \(2, 1, 4\)"):
+        cell.forward(p, cuda.to_device(np.zeros((2, 1, 4))))
+    with pytest.raises(TypeError, match="x has dtype float32 but the parameters are float64"):
+        cell.forward(p, cuda.to_device(np.zeros((2, 1, 3), np.float32)))
+    with pytest.raises(TypeError, match=r"x must be a numpy.ndarray or a device array, got list"):
+        cell.forward(p, [[[0.0] * 3]])
+
+
+def test_device_arrays_are_refused_by_the_cpu_backends():
+    cell = mg.cell("gru", backend="numba")
+    p = cell.init(3, 4, rng=np.random.default_rng(0))
+    with pytest.raises(TypeError, match=r"x must be a numpy.ndarray, got"):
+        cell.forward(p, cuda.to_device(np.zeros((2, 1, 3))))
+
+
+def test_backward_leaves_its_inputs_alone():
+    cell = mg.cell("gru", backend="cuda")
+    rng = np.random.default_rng(0)
+    p = {k: cuda.to_device(v) for k, v in cell.init(3, 4, rng=rng).items()}
+    x = cuda.to_device(rng.normal(size=(3, 2, 3)))
+    ys, h, cache = cell.forward(p, x)
+    dys, dh = rng.normal(size=(3, 2, 4)), rng.normal(size=(2, 4))
+    d_dys, d_dh = cuda.to_device(dys), cuda.to_device(dh)
+    cell.backward(p, cache, d_dys, d_dh)
+    np.testing.assert_array_equal(d_dys.copy_to_host(), dys)
+    np.testing.assert_array_equal(d_dh.copy_to_host(), dh)
+
+
+def test_cuda_rnn_layer_agrees_with_numpy():
+    rnn = mg.RNN("gru", 3, 5, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).normal(size=(4, 3, 3))
+    lengths = np.array([4, 1, 3])
+    ys, _ = rnn.forward(x, lengths=lengths)
+    dx = rnn.backward(np.ones_like(ys))
+    grads = {k: g.copy() for k, g in rnn.grads.items()}
+    rnn.zero_grad()
+    rnn.backend = "cuda"
+    ys2, _ = rnn.forward(x, lengths=lengths)
+    dx2 = rnn.backward(np.ones_like(ys2))
+    np.testing.assert_allclose(ys2, ys, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx2, dx, rtol=1e-10, atol=1e-13)
+    for k in grads:
+        np.testing.assert_allclose(rnn.grads[k], grads[k], rtol=1e-10, atol=1e-13, err_msg=k)
+
+
+def test_bench_in_the_simulator_says_its_timings_mean_nothing():
+    import io
+    import json
+
+    from minigru.bench import run
+    out = io.StringIO()
+    result = run(["gru"], backend="cuda", vs_torch=False, quick=True, out=out)
+    text = out.getvalue()
+    assert "timings below mean nothing about a GPU" in text
+    assert result["simulated"] is True
+    assert json.loads(text.strip().splitlines()[-1])["streaming_step"][0]["step_us"] > 0
