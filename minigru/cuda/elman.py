@@ -1,0 +1,80 @@
+"""rnn on the GPU: a checked copy of ``minigru/cells/elman.py`` (same cache keys).
+
+The loop structure of the other backends, per time step one kernel launch that fuses the
+recurrent product with the pointwise math:
+
+- before the loop, ``x @ W + b`` for all steps as one tiled GEMM;
+- forward step t, one thread per (row b, unit j): the dot product of ``h_t[b]`` with ``U``'s
+  column j, then ``rnn_point`` (the CPU backend's function, compiled for the GPU);
+- backward step t, one thread per (b, j): ``dh`` = the gradient from above +
+  ``da[t+1, b] · UT[:, j]`` (the recurrent product of the step after, fused here; ``dh_T`` at
+  the last step), then ``rnn_point_backward`` from the saved output ``h_{t+1}``;
+- after the loop, ``dh0``, ``dW``, ``dU``, ``db`` and ``dx`` as single GEMMs and column sums.
+
+The parameters and every activation stay on the device from the first step to the last.
+"""
+
+from numba import cuda
+
+from ..numba.elman import rnn_point, rnn_point_backward
+from ._blas import colsum, copy, empty, gemm, grid_rows
+from ._math import ZERO, device_function
+
+_rnn_point = device_function(rnn_point)
+_rnn_point_backward = device_function(rnn_point_backward)
+
+
+@cuda.jit
+def rnn_forward_step(t, xw, U, hs):
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    H = hs.shape[2]
+    if j < H:
+        u = ZERO                                      # (h_t U)[b, j]
+        for k in range(H):
+            u += hs[t, b, k] * U[k, j]
+        hs[t + 1, b, j] = _rnn_point(xw[t, b, j] + u)
+
+
+@cuda.jit
+def rnn_backward_step(t, UT, hs, dys, dh_T, da):
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    T, _, H = da.shape
+    if j < H:
+        dh = dys[t, b, j]                             # h_{t+1} feeds the output and step t+1
+        if t + 1 < T:                                 # through h_{t+1} U, the step after
+            for k in range(H):
+                dh += da[t + 1, b, k] * UT[k, j]
+        else:
+            dh += dh_T[b, j]
+        da[t, b, j] = _rnn_point_backward(dh, hs[t + 1, b, j])
+
+
+def forward(p, x, h0, training=True):
+    T, B, I = x.shape
+    H = h0.shape[1]
+    xw = gemm(x.reshape(T * B, I), p["W"], bias=p["b"]).reshape(T, B, H)
+    hs = empty((T + 1, B, H), x.dtype)
+    hs[0].copy_to_device(h0)
+    grid, threads = grid_rows(B, H)
+    for t in range(T):
+        rnn_forward_step[grid, threads](t, xw, p["U"], hs)
+    return copy(hs[1:]), copy(hs[T]), {"x": x, "hs": hs}
+
+
+def backward(p, cache, dys, dh_T):
+    x, hs = cache["x"], cache["hs"]
+    T, B, H = dys.shape
+    I = x.shape[2]
+    UT = p["U"].T
+    da = empty((T, B, H), x.dtype)                    # dL/d(x W + h U + b)
+    grid, threads = grid_rows(B, H)
+    for t in range(T - 1, -1, -1):
+        rnn_backward_step[grid, threads](t, UT, hs, dys, dh_T, da)
+    dA = da.reshape(T * B, H)
+    grads = {"W": gemm(x.reshape(T * B, I).T, dA), "U": gemm(hs[:T].reshape(T * B, H).T, dA),
+             "b": colsum(dA)}
+    dh0 = gemm(da[0], UT)                             # through h_0 U
+    return gemm(dA, p["W"].T).reshape(T, B, I), dh0, grads
+
+
+FUNCTIONS = {"rnn": (forward, backward)}

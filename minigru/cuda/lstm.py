@@ -1,0 +1,98 @@
+"""lstm on the GPU: a checked copy of ``minigru/cells/lstm.py`` (same cache keys).
+
+The loop structure of the other backends, per time step one kernel launch that fuses the
+recurrent product with the pointwise math:
+
+- before the loop, ``x @ W + b`` for all steps as one tiled GEMM;
+- forward step t, one thread per (row b, unit j): the four dot products of ``h_t[b]`` with
+  ``U``'s columns j, H+j, 2H+j, 3H+j, then ``lstm_point`` (the CPU backend's function, compiled
+  for the GPU), writing the gates and ``tanh(c')`` the backward needs;
+- backward step t, one thread per (b, j): ``dh`` = the gradient from above +
+  ``da[t+1, b] · UT[:, j]`` (the recurrent product of the step after, fused here; ``dh_T`` at
+  the last step), then ``lstm_point_backward``, which carries ``dc`` back in place (each thread
+  reads and writes only its own unit);
+- after the loop, ``dh0``, ``dW``, ``dU``, ``db`` and ``dx`` as single GEMMs and column sums.
+
+The parameters and every activation stay on the device from the first step to the last.
+"""
+
+from numba import cuda
+
+from ..numba.lstm import lstm_point, lstm_point_backward
+from ._blas import colsum, copy, empty, gemm, grid_rows
+from ._math import ZERO, device_function
+
+_lstm_point = device_function(lstm_point)
+_lstm_point_backward = device_function(lstm_point_backward)
+
+
+@cuda.jit
+def lstm_forward_step(t, xw, U, hs, cs, gates, tc):
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    H = hs.shape[2]
+    if j < H:
+        ui = uf = ug = uo = ZERO                      # (h_t U)[b, j], [b, H+j], [b, 2H+j], ...
+        for k in range(H):
+            h = hs[t, b, k]
+            ui += h * U[k, j]
+            uf += h * U[k, H + j]
+            ug += h * U[k, 2 * H + j]
+            uo += h * U[k, 3 * H + j]
+        (hs[t + 1, b, j], cs[t + 1, b, j], gates[t, b, j], gates[t, b, H + j],
+         gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], tc[t, b, j]) = _lstm_point(
+            xw[t, b, j] + ui, xw[t, b, H + j] + uf, xw[t, b, 2 * H + j] + ug,
+            xw[t, b, 3 * H + j] + uo, cs[t, b, j])
+
+
+@cuda.jit
+def lstm_backward_step(t, UT, cs, gates, tc, dys, dh_T, dc_next, da):
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    T, _, H = tc.shape
+    if j < H:
+        dh = dys[t, b, j]
+        if t + 1 < T:                                 # through h_{t+1} U, the step after
+            for k in range(4 * H):
+                dh += da[t + 1, b, k] * UT[k, j]
+        else:
+            dh += dh_T[b, j]
+        (da[t, b, j], da[t, b, H + j], da[t, b, 2 * H + j], da[t, b, 3 * H + j],
+         dc_next[b, j]) = _lstm_point_backward(
+            dh, dc_next[b, j], cs[t, b, j], gates[t, b, j], gates[t, b, H + j],
+            gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], tc[t, b, j])
+
+
+def forward(p, x, state0, training=True):
+    h0, c0 = state0
+    T, B, I = x.shape
+    H = h0.shape[1]
+    xw = gemm(x.reshape(T * B, I), p["W"], bias=p["b"]).reshape(T, B, 4 * H)
+    hs, cs = empty((T + 1, B, H), x.dtype), empty((T + 1, B, H), x.dtype)
+    hs[0].copy_to_device(h0)
+    cs[0].copy_to_device(c0)
+    gates = empty((T, B, 4 * H), x.dtype)             # [i | f | g | o] after their nonlinearities
+    tc = empty((T, B, H), x.dtype)                    # tanh(c')
+    grid, threads = grid_rows(B, H)
+    for t in range(T):
+        lstm_forward_step[grid, threads](t, xw, p["U"], hs, cs, gates, tc)
+    cache = {"x": x, "hs": hs, "cs": cs, "gates": gates, "tc": tc}
+    return copy(hs[1:]), (copy(hs[T]), copy(cs[T])), cache
+
+
+def backward(p, cache, dys, dstate):
+    x, hs, cs, gates, tc = (cache[k] for k in ("x", "hs", "cs", "gates", "tc"))
+    T, B, H = tc.shape
+    I = x.shape[2]
+    UT = p["U"].T
+    da = empty((T, B, 4 * H), x.dtype)                # dL/d(x W + h U + b): [dai|daf|dag|dao]
+    dc_next = copy(dstate[1])
+    grid, threads = grid_rows(B, H)
+    for t in range(T - 1, -1, -1):
+        lstm_backward_step[grid, threads](t, UT, cs, gates, tc, dys, dstate[0], dc_next, da)
+    dA = da.reshape(T * B, 4 * H)
+    grads = {"W": gemm(x.reshape(T * B, I).T, dA), "U": gemm(hs[:T].reshape(T * B, H).T, dA),
+             "b": colsum(dA)}
+    dh0 = gemm(da[0], UT)                             # through h_0 U
+    return gemm(dA, p["W"].T).reshape(T, B, I), (dh0, dc_next), grads
+
+
+FUNCTIONS = {"lstm": (forward, backward)}
