@@ -12,6 +12,15 @@ from minigru.gradcheck import random_problem
 TOL = {np.float64: 1e-10, np.float32: 1e-4}
 
 
+def cuda_runs_here():
+    """Whether backend="cuda" works in this process (a GPU, or the simulator switched on)."""
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    return cuda.is_available()
+
+
 def close(label, ours, ref, dtype):
     ours = np.asarray(ours)
     assert ours.dtype == dtype, f"{label}: dtype {ours.dtype}"

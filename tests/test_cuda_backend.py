@@ -113,3 +113,9 @@ def test_bench_in_the_simulator_says_its_timings_mean_nothing():
     assert "timings below mean nothing about a GPU" in text
     assert result["simulated"] is True
     assert json.loads(text.strip().splitlines()[-1])["streaming_step"][0]["step_us"] > 0
+
+
+def test_the_cuda_page_examples_run():
+    from test_docs import NEEDS_CUDA, ROOT, run_python_blocks
+    for name in NEEDS_CUDA:
+        run_python_blocks(ROOT / "docs" / name)

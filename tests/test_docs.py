@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from backend_helpers import cuda_runs_here
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -13,15 +14,25 @@ def python_blocks(path):
     return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_python_blocks_run(page):
-    """Each page's ```python blocks run in order, in one namespace, as a reader would."""
+def run_python_blocks(page):
     namespace = {}
     for i, block in enumerate(python_blocks(page)):
         try:
             exec(compile(block, f"{page.name} block {i + 1}", "exec"), namespace)
         except Exception as e:  # pragma: no cover - the message is the point
             pytest.fail(f"{page.name} python block {i + 1} failed: {type(e).__name__}: {e}")
+
+
+# pages whose examples need backend="cuda": test_cuda_backend.py runs them (in the simulator)
+NEEDS_CUDA = {"cuda.md"}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_python_blocks_run(page):
+    """Each page's ```python blocks run in order, in one namespace, as a reader would."""
+    if page.name in NEEDS_CUDA and not cuda_runs_here():
+        pytest.skip("needs backend='cuda': run by test_cuda_backend.py (GPU or simulator)")
+    run_python_blocks(page)
 
 
 SOURCES = [p.read_text(encoding="utf-8") for p in (ROOT / "minigru").rglob("*.py")]

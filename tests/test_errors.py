@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import minigru as mg
+from backend_helpers import cuda_runs_here
 
 T, B, I, H = 4, 2, 3, 5
 
@@ -204,15 +205,7 @@ def test_a_checked_dict_is_checked_again_when_an_array_is_replaced():
         cell.step(p, np.zeros((B, I)))
 
 
-def _cuda_runs_here():
-    try:
-        from numba import cuda
-    except ImportError:
-        return False
-    return cuda.is_available()
-
-
-@pytest.mark.skipif(_cuda_runs_here(), reason="a GPU or the simulator is here: cuda works")
+@pytest.mark.skipif(cuda_runs_here(), reason="a GPU or the simulator is here: cuda works")
 def test_cuda_without_a_gpu_says_how_to_use_the_simulator():
     with pytest.raises(RuntimeError) as e:
         mg.cell("gru", backend="cuda")

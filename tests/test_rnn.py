@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import minigru as mg
+from backend_helpers import cuda_runs_here
 from minigru.gradcheck import numeric_gradient, relative_error
 
 T, B, I, H = 5, 4, 3, 4
@@ -147,15 +148,7 @@ def test_step_refuses_a_bidirectional_rnn():
         rnn.step(np.zeros((B, I), np.float32))
 
 
-def _cuda_runs_here():
-    try:
-        from numba import cuda
-    except ImportError:
-        return False
-    return cuda.is_available()
-
-
-@pytest.mark.skipif(_cuda_runs_here(), reason="backend 'cuda' is available here (a GPU or the "
+@pytest.mark.skipif(cuda_runs_here(), reason="backend 'cuda' is available here (a GPU or the "
                                                "simulator), so switching to it succeeds")
 def test_switching_to_an_unavailable_backend_keeps_everything():
     rnn = mg.RNN("gru", I, H, dtype=np.float64, seed=0)
