@@ -25,6 +25,7 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
                 allow_module_level=True)
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 from numba.cuda import dispatcher as cuda_dispatcher  # noqa: E402
+from numba.cuda.cudadrv import dummyarray  # noqa: E402
 
 CC = (9, 0)                                           # H100
 
@@ -43,8 +44,25 @@ pytestmark = pytest.mark.skipif(bool(_no_nvvm), reason=f"no NVVM to compile PTX 
 
 
 class DryDeviceArray(np.ndarray):
-    """A NumPy array standing in for a device array (it has their copy methods)."""
+    """A NumPy array standing in for a device array: it has their copy methods, and refuses the
+    indexing and reshapes a device array refuses (``...``, ``None``, a reshape that would copy),
+    by asking Numba's own model of a device array's layout; ``.T`` copies, as on the device."""
     __cuda_ndarray__ = True
+
+    def _layout(self):
+        return dummyarray.Array.from_desc(0, self.shape, self.strides, self.itemsize)
+
+    def __getitem__(self, item):
+        self._layout().__getitem__(item)               # raises where a device array would
+        return super().__getitem__(item)
+
+    def reshape(self, *shape, **kw):
+        self._layout().reshape(*shape, **kw)
+        return super().reshape(*shape, **kw)
+
+    @property
+    def T(self):
+        return _dry(np.asarray(self).T)
 
     def copy_to_device(self, src):
         np.copyto(self, np.asarray(src))
@@ -54,7 +72,7 @@ class DryDeviceArray(np.ndarray):
 
 
 def _dry(a):
-    return np.array(a).view(DryDeviceArray)
+    return np.array(np.asarray(a), order="C").view(DryDeviceArray)
 
 
 COMPILED = {}     # (kernel, argument types) -> PTX text

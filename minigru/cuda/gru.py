@@ -1,4 +1,5 @@
-"""The GRU family on the GPU: a checked copy of ``minigru/cells/gru.py`` (same cache keys).
+"""The GRU family on the GPU: a checked copy of ``minigru/cells/gru.py`` (its cache keys, and
+``rh`` for the reset-before variants).
 
 The loop structure of the other backends, per time step one kernel launch that fuses the
 recurrent product with the pointwise math:
@@ -12,16 +13,35 @@ recurrent product with the pointwise math:
   ``gru_point_backward``;
 - after the loop, ``dW``, ``dU``, ``db``, ``dc`` and ``dx`` as single GEMMs and column sums.
 
+gru_v3, gru1..gru3 (reset before the product) need the whole row ``r_t ⊙ h_t`` before
+``(r_t ⊙ h_t) U_n``, so each step is two launches, with the same loop structure otherwise:
+
+- before the loop, ``x @ W`` for all steps as one GEMM (``[x W_g |] x W_n``);
+- forward step t: (1) the gates, ``r``, ``z`` and ``r ⊙ h`` (the dot products with ``U_g``'s
+  columns where the variant has them, ``v3_gate_point``); (2) the dot product of ``(r ⊙ h)[b]``
+  with ``U_n``'s column j, then ``v3_point``;
+- backward step t, with ``da`` (T, B, 3H) = ``[dar | daz | dan]``: (1) ``dh`` = the gradient
+  from above + the direct part + ``da[t+1, b, :2H] · U_gT[:, j]`` (the gates' recurrent product
+  of the step after, fused here), then ``v3_point_backward`` and ``v3_z_backward``;
+  (2) ``drh = da[t, b, 2H:] · U_nT[:, j]``, then ``v3_r_backward``;
+- after the loop, the gradients as GEMMs and column sums over ``da``: the columns of W, U and b
+  are the last blocks of ``[r | z | n]`` (``cells/_gated.py``), so each gradient but ``dU``
+  (``h`` for the gates, ``r ⊙ h`` for the candidate) is one product. The cache keeps ``rh``
+  (T, B, H) = ``r ⊙ h_t`` besides the reference's keys: the forward writes it between its two
+  launches, and ``dU_n`` needs it.
+
+Each variant's parts are found by their widths, as in ``v3_step`` on the CPU, rather than with
+``_gated.split``: device arrays take no ``...`` index outside the simulator.
+
 The parameters and every activation stay on the device from the first step to the last.
 """
 
 from numba import cuda
 
-from ..cells import _gated
 from ..numba.gru import (gru_point, gru_point_backward, v3_gate_point, v3_point,
-                         v3_point_backward)
-from ._blas import colsum, copy, empty, gemm, grid_rows, zeros
-from ._math import ONE, ZERO, device_function
+                         v3_point_backward, v3_r_backward, v3_z_backward)
+from ._blas import colsum, copy, empty, gemm, grid_rows
+from ._math import ZERO, device_function
 
 # ============================================================================ gru (reset after)
 
@@ -95,6 +115,128 @@ def gru_backward(p, cache, dys, dh_T):
     return gemm(dXW, p["W"].T).reshape(T, B, I), dh, grads
 
 
+# ============================================================ gru_v3, gru1..gru3 (reset before)
+
+_v3_gate_point = device_function(v3_gate_point)
+_v3_point = device_function(v3_point)
+_v3_point_backward = device_function(v3_point_backward)
+_v3_z_backward = device_function(v3_z_backward)
+_v3_r_backward = device_function(v3_r_backward)
+
+
+@cuda.jit
+def v3_forward_gates(t, xw, U, bias, sees_x, sees_h, has_bias, hs, r, z, rh):
+    """r, z and r ⊙ h of step t. The gates' blocks come first in xw, U and bias, where the
+    variant has them (the flags say which)."""
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    H = hs.shape[2]
+    if j < H:
+        ar = az = ZERO                                # x W_g + b_g
+        if sees_x:
+            ar, az = xw[t, b, j], xw[t, b, H + j]
+        if has_bias:
+            ar, az = ar + bias[j], az + bias[H + j]
+        ur = uz = ZERO                                # (h_t U_g)[b, j], [b, H+j]
+        if sees_h:
+            for k in range(H):
+                h = hs[t, b, k]
+                ur += h * U[k, j]
+                uz += h * U[k, H + j]
+        r[t, b, j], z[t, b, j] = _v3_gate_point(ar + ur, az + uz)
+        rh[t, b, j] = r[t, b, j] * hs[t, b, j]       # reset before the product
+
+
+@cuda.jit
+def v3_forward_update(t, xn, Un, bn, hs, z, rh, n):
+    """n and h_{t+1} of step t, once the whole row r ⊙ h_t is known."""
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    H = hs.shape[2]
+    if j < H:
+        un = ZERO                                     # ((r ⊙ h_t) U_n)[b, j]
+        for k in range(H):
+            un += rh[t, b, k] * Un[k, j]
+        hs[t + 1, b, j], n[t, b, j] = _v3_point(xn[t, b, j] + bn[j], un, hs[t, b, j],
+                                                z[t, b, j])
+
+
+@cuda.jit
+def v3_backward_update(t, UT, sees_h, hs, z, n, dys, dh_direct, da):
+    """daz, dan of step t and the direct part of dh; da (T, B, 3H) = [dar | daz | dan]."""
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    T, _, H = z.shape
+    if j < H:
+        dh = dys[t, b, j] + dh_direct[b, j]
+        if sees_h and t + 1 < T:                      # the gates of the step after saw h U_g
+            for k in range(2 * H):
+                dh += da[t + 1, b, k] * UT[k, j]
+        dz, da[t, b, 2 * H + j], dh_direct[b, j] = _v3_point_backward(
+            dh, hs[t, b, j], z[t, b, j], n[t, b, j])
+        da[t, b, H + j] = _v3_z_backward(dz, z[t, b, j])
+
+
+@cuda.jit
+def v3_backward_reset(t, UnT, hs, r, dh_direct, da):
+    """dar of step t and the part of dh through r ⊙ h, once the whole row dan_t is known."""
+    b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    H = r.shape[2]
+    if j < H:
+        drh = ZERO                                    # (dan_t U_n^T)[b, j]: through (r*h) U_n
+        for k in range(H):
+            drh += da[t, b, 2 * H + k] * UnT[k, j]
+        da[t, b, j], dh_r = _v3_r_backward(drh, hs[t, b, j], r[t, b, j])
+        dh_direct[b, j] += dh_r
+
+
+def v3_forward(p, x, h0, training=True):
+    W, U, bias = p["W"], p["U"], p["b"]
+    T, B, I = x.shape
+    H = h0.shape[1]
+    Wc, Uc, bc = W.shape[1], U.shape[1], bias.shape[0]    # 3H where the gates see it, else H
+    xw = gemm(x.reshape(T * B, I), W).reshape(T, B, Wc)   # [x W_g |] x W_n
+    hs = empty((T + 1, B, H), x.dtype)
+    hs[0].copy_to_device(h0)
+    r, z, n, rh = (empty((T, B, H), x.dtype) for _ in range(4))
+    xn, Un, bn = xw[:, :, Wc - H:], U[:, Uc - H:], bias[bc - H:]   # the candidate's blocks
+    grid, threads = grid_rows(B, H)
+    for t in range(T):
+        v3_forward_gates[grid, threads](t, xw, U, bias, Wc > H, Uc > H, bc > H, hs, r, z, rh)
+        v3_forward_update[grid, threads](t, xn, Un, bn, hs, z, rh, n)
+    cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n, "rh": rh}
+    return copy(hs[1:]), copy(hs[T]), cache
+
+
+def v3_backward(p, cache, dys, dh_T):
+    W, U = p["W"], p["U"]
+    x, hs, r, z, n, rh = (cache[k] for k in ("x", "hs", "r", "z", "n", "rh"))
+    T, B, H = n.shape
+    I = x.shape[2]
+    Wc, Uc, bc = W.shape[1], U.shape[1], p["b"].shape[0]
+    UT = U.T                                          # the gates' rows first, then U_n^T
+    da = empty((T, B, 3 * H), x.dtype)                # dL/d(pre-activations): [dar | daz | dan]
+    dh = copy(dh_T)
+    grid, threads = grid_rows(B, H)
+    for t in range(T - 1, -1, -1):
+        v3_backward_update[grid, threads](t, UT, Uc > H, hs, z, n, dys, dh, da)
+        v3_backward_reset[grid, threads](t, UT[Uc - H:], hs, r, dh, da)
+    dA = da.reshape(T * B, 3 * H)
+    dU = empty(U.shape, x.dtype)
+    if Uc > H:
+        gemm(da[0, :, :2 * H], UT[:2 * H], dh, accumulate=True)   # dh0: through h_0 U_g
+        gemm(hs[:T].reshape(T * B, H).T, dA[:, :2 * H], dU[:, :2 * H])
+    gemm(rh.reshape(T * B, H).T, dA[:, 2 * H:], dU[:, Uc - H:])
+    dXW = dA[:, 3 * H - Wc:]                          # W's columns are the last Wc of [r|z|n]
+    grads = {
+        "W": gemm(x.reshape(T * B, I).T, dXW),
+        "U": dU,
+        "b": colsum(dA[:, 3 * H - bc:]),
+    }
+    return gemm(dXW, W.T).reshape(T, B, I), dh, grads
+
+
 FUNCTIONS = {
     "gru": (gru_forward, gru_backward),
+    "gru_v3": (v3_forward, v3_backward),
+    "gru1": (v3_forward, v3_backward),
+    "gru2": (v3_forward, v3_backward),
+    "gru3": (v3_forward, v3_backward),
 }

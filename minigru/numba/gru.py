@@ -145,9 +145,21 @@ def v3_point_backward(dh, h, z, n):
     return dz, dan, dh * z
 
 
+def v3_z_backward(dz, z):
+    """Through z's sigmoid: dz -> daz."""
+    return dz * z * (ONE - z)
+
+
+def v3_r_backward(drh, h, r):
+    """Once drh = dL/d(r ⊙ h) is known: -> dar (through r's sigmoid), the part of dh_prev."""
+    return drh * h * r * (ONE - r), drh * r
+
+
 _v3_gate_point = pointwise(v3_gate_point)
 _v3_point = pointwise(v3_point)
 _v3_point_backward = pointwise(v3_point_backward)
+_v3_z_backward = pointwise(v3_z_backward)
+_v3_r_backward = pointwise(v3_r_backward)
 
 
 @kernel
@@ -181,13 +193,12 @@ def v3_backward_loop(UgT, has_ug, UnT, hs, r, z, n, dys, dh_next, dag, dan):
             for j in range(H):
                 dz, dan[t, b, j], dh_next[b, j] = _v3_point_backward(
                     dys[t, b, j] + dh_next[b, j], hs[t, b, j], z[t, b, j], n[t, b, j])
-                dag[t, b, H + j] = dz * z[t, b, j] * (ONE - z[t, b, j])
+                dag[t, b, H + j] = _v3_z_backward(dz, z[t, b, j])
         matmul(dan[t], UnT, drh)                      # through (r*h) U_n
         for b in range(B):
             for j in range(H):
-                rr = r[t, b, j]
-                dag[t, b, j] = drh[b, j] * hs[t, b, j] * rr * (ONE - rr)
-                dh_next[b, j] += drh[b, j] * rr
+                dag[t, b, j], dh_r = _v3_r_backward(drh[b, j], hs[t, b, j], r[t, b, j])
+                dh_next[b, j] += dh_r
         if has_ug:
             matmul_acc(dag[t], UgT, dh_next)          # the gates saw h through U_g
 
