@@ -3,7 +3,7 @@
 ``gemm`` is the tiled shared-memory matrix product: each block of TILE×TILE threads computes one
 TILE×TILE block of the output, stepping along the inner dimension one TILE-wide slab at a time;
 each slab of A and of B is read from global memory once into shared memory and then used TILE
-times from there. It takes transposed views (``A.T``) as they are, so ``x.T @ dA`` needs no copy.
+times from there. Flags read either operand transposed, so ``xᵀ dA`` needs no copy.
 
 Kernels that need a shared array of the data's dtype are made per dtype (``_kernels(dtype)``);
 the others specialise on their arguments' types by themselves.
@@ -68,19 +68,27 @@ def _kernels(dtype):
     nbtype = from_dtype(np.dtype(dtype))
 
     @cuda.jit
-    def gemm_kernel(A, B, C, bias, accumulate, has_bias):
-        """C = A @ B (+ C if accumulate) (+ bias as a row if has_bias)."""
+    def gemm_kernel(A, B, C, bias, accumulate, has_bias, ta, tb):
+        """C = op(A) @ op(B) (+ C if accumulate) (+ bias as a row if has_bias), where op
+        transposes when ta / tb: the product reads a transposed operand where it lies."""
         sA = cuda.shared.array((TILE, TILE), nbtype)
         sB = cuda.shared.array((TILE, TILE), nbtype)
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
         row = cuda.blockIdx.y * TILE + ty
         col = cuda.blockIdx.x * TILE + tx
-        m, k = A.shape
-        n = B.shape[1]
+        m, n = C.shape
+        k = A.shape[0] if ta else A.shape[1]
         acc = ZERO
         for k0 in range(0, k, TILE):
-            sA[ty, tx] = A[row, k0 + tx] if row < m and k0 + tx < k else ZERO
-            sB[ty, tx] = B[k0 + ty, col] if k0 + ty < k and col < n else ZERO
+            ka, kb = k0 + tx, k0 + ty
+            if row < m and ka < k:
+                sA[ty, tx] = A[ka, row] if ta else A[row, ka]
+            else:
+                sA[ty, tx] = ZERO
+            if kb < k and col < n:
+                sB[ty, tx] = B[col, kb] if tb else B[kb, col]
+            else:
+                sB[ty, tx] = ZERO
             cuda.syncthreads()
             for kk in range(TILE):
                 acc += sA[ty, kk] * sB[kk, tx]
@@ -105,17 +113,19 @@ def _kernels(dtype):
     return gemm_kernel, colsum_kernel
 
 
-def gemm(A, B, out=None, *, bias=None, accumulate=False):
-    """``out = A @ B`` (``+= `` with ``accumulate``), plus ``bias`` (n,) on every row."""
-    m, k = A.shape
-    k2, n = B.shape
-    assert k == k2, (A.shape, B.shape)
+def gemm(A, B, out=None, *, bias=None, accumulate=False, ta=False, tb=False):
+    """``out = op(A) @ op(B)`` (``+=`` with ``accumulate``), plus ``bias`` (n,) on every row;
+    ``op`` transposes where ``ta``/``tb`` say so. (A device array's ``.T`` is a copy made by a
+    kernel of its own; these flags read the operand transposed where it lies.)"""
+    m, k = A.shape[::-1] if ta else A.shape
+    k2, n = B.shape[::-1] if tb else B.shape
+    assert k == k2, (A.shape, B.shape, ta, tb)
     if out is None:
         out = empty((m, n), A.dtype)
     gemm_kernel, _ = _kernels(A.dtype)
     grid = ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE)
     gemm_kernel[grid, (TILE, TILE)](A, B, out, out[0] if bias is None else bias,
-                                    accumulate, bias is not None)
+                                    accumulate, bias is not None, ta, tb)
     return out
 
 
@@ -140,3 +150,25 @@ def grid_rows(B, H):
     Blocks are a whole number of warps and no wider than needed, so small H wastes no threads."""
     threads = min(THREADS, 32 * ((H + 31) // 32))
     return (blocks(H, threads), B), threads
+
+
+SHARED_BYTES = 48 * 1024    # shared memory a block may have without opting in to more
+
+
+def co_resident_blocks(kernel, args, threads, shared_bytes):
+    """How many blocks of ``kernel`` (compiled for ``args``) the GPU holds at once: the largest
+    grid of a cooperative launch, the only kind in which a grid-wide barrier is allowed.
+    Numba's simulator runs cooperative grids of one block only."""
+    from . import simulated
+    if simulated():
+        return 1
+    compiled = kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+    return compiled.max_cooperative_grid_blocks(threads, shared_bytes)
+
+
+def multiprocessors():
+    """The GPU's streaming multiprocessors (1 in the simulator, which runs one block at a time)."""
+    from . import simulated
+    if simulated():
+        return 1
+    return cuda.get_current_device().MULTIPROCESSOR_COUNT

@@ -107,12 +107,12 @@ def gru_backward(p, cache, dys, dh_T):
     gemm(dhu[0], UT, dh, accumulate=True)            # dh0: through h_0 U
     dXW, dHU = dxw.reshape(T * B, 3 * H), dhu.reshape(T * B, 3 * H)
     grads = {
-        "W": gemm(x.reshape(T * B, I).T, dXW),
-        "U": gemm(hs[:T].reshape(T * B, H).T, dHU),
+        "W": gemm(x.reshape(T * B, I), dXW, ta=True),
+        "U": gemm(hs[:T].reshape(T * B, H), dHU, ta=True),
         "b": colsum(dXW),
         "c": colsum(dHU[:, 2 * H:]),
     }
-    return gemm(dXW, p["W"].T).reshape(T, B, I), dh, grads
+    return gemm(dXW, p["W"], tb=True).reshape(T, B, I), dh, grads
 
 
 # ============================================================ gru_v3, gru1..gru3 (reset before)
@@ -222,15 +222,15 @@ def v3_backward(p, cache, dys, dh_T):
     dU = empty(U.shape, x.dtype)
     if Uc > H:
         gemm(da[0, :, :2 * H], UT[:2 * H], dh, accumulate=True)   # dh0: through h_0 U_g
-        gemm(hs[:T].reshape(T * B, H).T, dA[:, :2 * H], dU[:, :2 * H])
-    gemm(rh.reshape(T * B, H).T, dA[:, 2 * H:], dU[:, Uc - H:])
+        gemm(hs[:T].reshape(T * B, H), dA[:, :2 * H], dU[:, :2 * H], ta=True)
+    gemm(rh.reshape(T * B, H), dA[:, 2 * H:], dU[:, Uc - H:], ta=True)
     dXW = dA[:, 3 * H - Wc:]                          # W's columns are the last Wc of [r|z|n]
     grads = {
-        "W": gemm(x.reshape(T * B, I).T, dXW),
+        "W": gemm(x.reshape(T * B, I), dXW, ta=True),
         "U": dU,
         "b": colsum(dA[:, 3 * H - bc:]),
     }
-    return gemm(dXW, W.T).reshape(T, B, I), dh, grads
+    return gemm(dXW, W, tb=True).reshape(T, B, I), dh, grads
 
 
 FUNCTIONS = {

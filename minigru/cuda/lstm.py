@@ -89,10 +89,11 @@ def backward(p, cache, dys, dstate):
     for t in range(T - 1, -1, -1):
         lstm_backward_step[grid, threads](t, UT, cs, gates, tc, dys, dstate[0], dc_next, da)
     dA = da.reshape(T * B, 4 * H)
-    grads = {"W": gemm(x.reshape(T * B, I).T, dA), "U": gemm(hs[:T].reshape(T * B, H).T, dA),
+    grads = {"W": gemm(x.reshape(T * B, I), dA, ta=True),
+             "U": gemm(hs[:T].reshape(T * B, H), dA, ta=True),
              "b": colsum(dA)}
     dh0 = gemm(da[0], UT)                             # through h_0 U
-    return gemm(dA, p["W"].T).reshape(T, B, I), (dh0, dc_next), grads
+    return gemm(dA, p["W"], tb=True).reshape(T, B, I), (dh0, dc_next), grads
 
 
 FUNCTIONS = {"lstm": (forward, backward)}
