@@ -119,3 +119,28 @@ def test_the_cuda_page_examples_run():
     from test_docs import NEEDS_CUDA, ROOT, run_python_blocks
     for name in NEEDS_CUDA:
         run_python_blocks(ROOT / "docs" / name)
+
+
+class _Recorder:
+    """Stands in for a kernel in its module, noting each launch and passing it on."""
+
+    def __init__(self, kernel, log):
+        self.kernel, self.log = kernel, log
+
+    def __getitem__(self, config):
+        self.log.append(self.kernel.__name__ if hasattr(self.kernel, "__name__") else "kernel")
+        return self.kernel[config]
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "per-step"])
+def test_gru_persistent_and_per_step_kernels_both_agree(persistent, monkeypatch):
+    """The simulator is a GPU of one multiprocessor that runs cooperative grids of one block:
+    there the persistent kernels take all H units in one block, where they fit."""
+    import minigru.cuda.gru as module
+    monkeypatch.setattr(module, "PERSISTENT", persistent)
+    per_step = []
+    for name in ("gru_forward_step", "gru_backward_step"):
+        monkeypatch.setattr(module, name, _Recorder(getattr(module, name), per_step))
+    check_against_reference("cuda", "gru", np.float64, **{**SMALL, "hidden_size": 33})
+    # forward, backward and the one-step forward of step(): T + T + 1 launches, or none
+    assert len(per_step) == (0 if persistent else 2 * SMALL["steps"] + 1), per_step

@@ -98,6 +98,10 @@ def dry_cuda(monkeypatch):
                         lambda: SimpleNamespace(compute_capability=CC))
     monkeypatch.setattr(cuda_dispatcher._LaunchConfiguration, "__call__",
                         _compile_instead_of_launch)
+    # an H100's 132 multiprocessors, and room for every persistent grid
+    from minigru.cuda import _blas
+    monkeypatch.setattr(_blas, "multiprocessors", lambda: 132)
+    monkeypatch.setattr(_blas, "co_resident_blocks", lambda *args: 10 ** 6)
     yield
 
 
@@ -118,10 +122,13 @@ def run_everything(name, dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", mg.VARIANTS)
-def test_every_kernel_compiles_to_ptx(name, dtype, dry_cuda):
+def test_every_kernel_compiles_to_ptx(name, dtype, dry_cuda, monkeypatch):
     before = set(COMPILED)
     LAUNCHES.clear()
-    run_everything(name, np.dtype(dtype))
+    import minigru.cuda.gru
+    for persistent in (True, False):                  # gru's persistent and per-step kernels
+        monkeypatch.setattr(minigru.cuda.gru, "PERSISTENT", persistent)
+        run_everything(name, np.dtype(dtype))
     assert LAUNCHES, f"{name} {dtype}: no kernel was launched"
     # a kernel compiled by an earlier test for the same argument types is not compiled again
     new = {k: ptx for k, ptx in COMPILED.items() if k not in before}

@@ -36,14 +36,20 @@ Each variant's parts are found by their widths, as in ``v3_step`` on the CPU, ra
 The parameters and every activation stay on the device from the first step to the last.
 """
 
-from numba import cuda
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda, from_dtype
 
 from ..numba.gru import (gru_point, gru_point_backward, v3_gate_point, v3_point,
                          v3_point_backward, v3_r_backward, v3_z_backward)
-from ._blas import colsum, copy, empty, gemm, grid_rows
+from . import _blas
+from ._blas import THREADS, colsum, copy, empty, gemm, grid_rows
 from ._math import ZERO, device_function
 
 # ============================================================================ gru (reset after)
+
+PERSISTENT = True    # use the persistent kernels where they fit (the tests switch this off too)
 
 _gru_point = device_function(gru_point)
 _gru_point_backward = device_function(gru_point_backward)
@@ -79,6 +85,92 @@ def gru_backward_step(t, UT, hs, r, z, n, hn, dys, dh_direct, dxw, dhu):
         dhu[t, b, j], dhu[t, b, H + j], dhu[t, b, 2 * H + j] = dar, daz, dhn
 
 
+# ------------------------------------------------ gru, persistent: one launch for the whole loop
+#
+# Where the grid fits on the GPU at once (a cooperative launch), one kernel runs every step: each
+# block owns `units` hidden units and loads their columns of U into shared memory once, for all T
+# steps (the "persistent RNN" of Diamos et al. 2016); between steps the whole grid waits at a
+# grid-wide barrier (cooperative groups), since step t+1 reads every unit of h_t. The per-step
+# launches above are the fallback when it does not fit. The per-element math is the same.
+
+
+@lru_cache(maxsize=None)
+def _persistent_kernels(dtype):
+    nbtype = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def gru_forward_persistent(units, xw, U, c, hs, r, z, n, hn):
+        sU = cuda.shared.array(0, nbtype)           # (H, 3·units): U[:, g·H + j0 + jj]
+        T, B, H = r.shape
+        j0 = cuda.blockIdx.x * units
+        for q in range(cuda.threadIdx.x, H * 3 * units, cuda.blockDim.x):
+            k, g, jj = q // (3 * units), (q // units) % 3, q % units
+            sU[q] = U[k, g * H + j0 + jj] if j0 + jj < H else ZERO
+        cuda.syncthreads()
+        grid = cuda.cg.this_grid()
+        for t in range(T):
+            for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
+                b, jj = q // units, q % units
+                j = j0 + jj
+                if j < H:
+                    ur = uz = un = ZERO
+                    for k in range(H):
+                        h = hs[t, b, k]
+                        row = k * 3 * units
+                        ur += h * sU[row + jj]
+                        uz += h * sU[row + units + jj]
+                        un += h * sU[row + 2 * units + jj]
+                    hs[t + 1, b, j], r[t, b, j], z[t, b, j], n[t, b, j], hn[t, b, j] = \
+                        _gru_point(xw[t, b, j], xw[t, b, H + j], xw[t, b, 2 * H + j],
+                                   ur, uz, un, c[j], hs[t, b, j])
+            grid.sync()                               # h_{t+1} complete before step t+1
+
+    @cuda.jit
+    def gru_backward_persistent(units, U, hs, r, z, n, hn, dys, dh_direct, dxw, dhu):
+        sU = cuda.shared.array(0, nbtype)           # (units, 3H): rows j0.. of U
+        T, B, H = r.shape
+        j0 = cuda.blockIdx.x * units
+        for q in range(cuda.threadIdx.x, units * 3 * H, cuda.blockDim.x):
+            jj, k = q // (3 * H), q % (3 * H)
+            sU[q] = U[j0 + jj, k] if j0 + jj < H else ZERO
+        cuda.syncthreads()
+        grid = cuda.cg.this_grid()
+        for t in range(T - 1, -1, -1):
+            for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
+                b, jj = q // units, q % units
+                j = j0 + jj
+                if j < H:
+                    dh = dys[t, b, j] + dh_direct[b, j]
+                    if t + 1 < T:                     # through h_{t+1} U, the step after
+                        for k in range(3 * H):
+                            dh += dhu[t + 1, b, k] * sU[jj * 3 * H + k]
+                    dar, daz, dan, dhn, dh_direct[b, j] = _gru_point_backward(
+                        dh, hs[t, b, j], r[t, b, j], z[t, b, j], n[t, b, j], hn[t, b, j])
+                    dxw[t, b, j], dxw[t, b, H + j], dxw[t, b, 2 * H + j] = dar, daz, dan
+                    dhu[t, b, j], dhu[t, b, H + j], dhu[t, b, 2 * H + j] = dar, daz, dhn
+            grid.sync()                               # dhu[t] complete before step t-1
+
+    return gru_forward_persistent, gru_backward_persistent
+
+
+def _persistent_launch(kernel, args, B, H, itemsize):
+    """(the configured launch, units per block) of a persistent kernel, or None where it does not
+    fit: its U slice must fit in a block's shared memory and its grid on the GPU at once.
+
+    Units are spread over all multiprocessors (one block each where H allows), so that every SM
+    works on every step; fewer units per block means a smaller U slice per block."""
+    if not PERSISTENT:
+        return None
+    units = -(-H // _blas.multiprocessors())
+    nblocks = -(-H // units)
+    threads = min(THREADS, 32 * ((B * units + 31) // 32))
+    shared = 3 * H * units * itemsize
+    if (shared > _blas.SHARED_BYTES
+            or nblocks > _blas.co_resident_blocks(kernel, (units, *args), threads, shared)):
+        return None
+    return kernel[nblocks, threads, 0, shared], units
+
+
 def gru_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
@@ -86,9 +178,15 @@ def gru_forward(p, x, h0, training=True):
     hs = empty((T + 1, B, H), x.dtype)
     hs[0].copy_to_device(h0)
     r, z, n, hn = (empty((T, B, H), x.dtype) for _ in range(4))
-    grid, threads = grid_rows(B, H)
-    for t in range(T):
-        gru_forward_step[grid, threads](t, xw, p["U"], p["c"], hs, r, z, n, hn)
+    args = (xw, p["U"], p["c"], hs, r, z, n, hn)
+    persistent = _persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, x.dtype.itemsize)
+    if persistent:
+        launch, units = persistent
+        launch(units, *args)
+    else:
+        grid, threads = grid_rows(B, H)
+        for t in range(T):
+            gru_forward_step[grid, threads](t, *args)
     cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n, "hn": hn}
     return copy(hs[1:]), copy(hs[T]), cache
 
@@ -97,14 +195,21 @@ def gru_backward(p, cache, dys, dh_T):
     x, hs, r, z, n, hn = (cache[k] for k in ("x", "hs", "r", "z", "n", "hn"))
     T, B, H = n.shape
     I = x.shape[2]
-    UT = p["U"].T
     dxw = empty((T, B, 3 * H), x.dtype)
     dhu = empty((T, B, 3 * H), x.dtype)
     dh = copy(dh_T)
-    grid, threads = grid_rows(B, H)
-    for t in range(T - 1, -1, -1):
-        gru_backward_step[grid, threads](t, UT, hs, r, z, n, hn, dys, dh, dxw, dhu)
-    gemm(dhu[0], UT, dh, accumulate=True)            # dh0: through h_0 U
+    args = (hs, r, z, n, hn, dys, dh, dxw, dhu)
+    kernel = _persistent_kernels(x.dtype)[1]
+    persistent = _persistent_launch(kernel, (p["U"], *args), B, H, x.dtype.itemsize)
+    if persistent:
+        launch, units = persistent
+        launch(units, p["U"], *args)
+    else:
+        UT = p["U"].T                                 # a copy: its columns j are read together
+        grid, threads = grid_rows(B, H)
+        for t in range(T - 1, -1, -1):
+            gru_backward_step[grid, threads](t, UT, *args)
+    gemm(dhu[0], p["U"], dh, accumulate=True, tb=True)   # dh0: through h_0 U
     dXW, dHU = dxw.reshape(T * B, 3 * H), dhu.reshape(T * B, 3 * H)
     grads = {
         "W": gemm(x.reshape(T * B, I), dXW, ta=True),
