@@ -13,6 +13,10 @@ recurrent product with the pointwise math:
   ``gru_point_backward``;
 - after the loop, ``dW``, ``dU``, ``db``, ``dc`` and ``dx`` as single GEMMs and column sums.
 
+Where it fits, the gru's loop is instead one *persistent* launch each way: the blocks keep their
+slices of ``U`` in shared memory for all T steps and wait for each other at a grid-wide barrier
+between steps (``_persistent_kernels``; docs/cuda.md has the design and its expected cost).
+
 gru_v3, gru1..gru3 (reset before the product) need the whole row ``r_t ⊙ h_t`` before
 ``(r_t ⊙ h_t) U_n``, so each step is two launches, with the same loop structure otherwise:
 
