@@ -30,6 +30,24 @@ def rru_update_point(co, v, h, g, Z):
 _rru_update_point = pointwise(rru_update_point)
 
 
+def rru_update_point_backward(dh, g, Z):
+    """The backward of ``rru_update_point`` from dL/dh': -> dL/dc, dL/dh by the residual path."""
+    return dh * Z, dh * g
+
+
+_rru_update_point_backward = pointwise(rru_update_point_backward)
+
+
+def rru_relu_point_backward(dd, keep, a):
+    """dL/dq of one middle unit from dL/d(dropout(a)): through the mask (``keep`` = 1 without
+    dropout), then through the relu."""
+    da = dd * keep
+    return da if a > ZERO else ZERO
+
+
+_rru_relu_point_backward = pointwise(rru_relu_point_backward)
+
+
 @row_kernel
 def _rms_relu_row(pre, q, a, eps):
     """q = pre / sqrt(mean(pre²) + eps), a = relu(q) over one row; returns r = 1/sqrt(...)."""
@@ -94,19 +112,18 @@ def rru_backward_loop(VT, JhT, g, Z, q, r, a, mask, has_mask, dys, dh_next, dh_a
     dq = np.empty(M, q.dtype)                         # dL/dq, one row
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            for j in range(H):
+            for j in range(H):                        # h' = h*g + c*Z
                 dh_all[t, b, j] = dh_next[b, j]       # h_t feeds only step t+1
-                dco[t, b, j] = dh_next[b, j] * Z[j]   # h' = h*g + c*Z
+                dco[t, b, j], dh_next[b, j] = _rru_update_point_backward(dh_next[b, j], g[j],
+                                                                         Z[j])
             for k in range(O):
                 dco[t, b, H + k] = dys[t, b, k]
         matmul(dco[t], VT, dd)                        # [c|o] = d V + v
         for b in range(B):
-            for k in range(M):
-                da = dd[b, k] * mask[t, b, k] if has_mask else dd[b, k]
-                dq[k] = da if a[t, b, k] > ZERO else ZERO   # backprop through relu
+            for k in range(M):                        # backprop through the mask and relu
+                keep = mask[t, b, k] if has_mask else ONE
+                dq[k] = _rru_relu_point_backward(dd[b, k], keep, a[t, b, k])
             _rms_row_backward(dq, q[t, b], r[t, b, 0], dpre[t, b])
-            for j in range(H):
-                dh_next[b, j] = dh_all[t, b, j] * g[j]      # the residual path
         matmul_acc(dpre[t], JhT, dh_next)             # through h J_h
 
 
