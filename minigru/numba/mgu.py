@@ -36,9 +36,16 @@ def mgu_point_backward(dh, h, f, n):
     return df, dan, dh * (ONE - f)
 
 
+def mgu_gate_point_backward(df, dfh, h, f):
+    """The rest once dfh = dan U_n^T is known: -> daf and dfh's part of dh_prev."""
+    df = df + dfh * h                                 # f reaches h' twice: the update and ñ
+    return df * f * (ONE - f), dfh * f                # through sigmoid
+
+
 _mgu_gate_point = pointwise(mgu_gate_point)
 _mgu_point = pointwise(mgu_point)
 _mgu_point_backward = pointwise(mgu_point_backward)
+_mgu_gate_point_backward = pointwise(mgu_gate_point_backward)
 
 
 @kernel
@@ -74,10 +81,9 @@ def mgu_backward_loop(UfT, has_uf, UnT, hs, f, n, dys, dh_next, daf, dan):
         matmul(dan[t], UnT, dfh)                      # through (f*h) U_n
         for b in range(B):
             for j in range(H):
-                ff = f[t, b, j]
-                df = daf[t, b, j] + dfh[b, j] * hs[t, b, j]   # f reaches h' twice
-                dh_next[b, j] += dfh[b, j] * ff
-                daf[t, b, j] = df * ff * (ONE - ff)   # through sigmoid
+                daf[t, b, j], dhf = _mgu_gate_point_backward(daf[t, b, j], dfh[b, j],
+                                                             hs[t, b, j], f[t, b, j])
+                dh_next[b, j] += dhf
         if has_uf:
             matmul_acc(daf[t], UfT, dh_next)          # the gate saw h through U_f
 
