@@ -9,6 +9,7 @@ import pytest
 import minigru as mg
 from backend_helpers import check_against_reference
 from minigru.numba import FUNCTIONS
+from minigru.numba._blas import BLAS_MIN_ROWS
 
 NUMBA_VARIANTS = [v for v in mg.VARIANTS if v in FUNCTIONS]
 
@@ -17,6 +18,35 @@ NUMBA_VARIANTS = [v for v in mg.VARIANTS if v in FUNCTIONS]
 @pytest.mark.parametrize("variant", NUMBA_VARIANTS)
 def test_numba_equals_numpy(variant, dtype):
     check_against_reference("numba", variant, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("variant", NUMBA_VARIANTS)
+def test_numba_equals_numpy_with_the_in_loop_blas(variant, dtype):
+    """A batch of BLAS_MIN_ROWS rows or more sends the in-loop products to the BLAS."""
+    check_against_reference("numba", variant, dtype, batch=BLAS_MIN_ROWS + 1)
+
+
+@pytest.mark.parametrize("real", [np.float32, np.float64])
+def test_the_fallback_gemm_is_a_gemm(real):
+    """Where NumPy ships no OpenBLAS, the kernels' BLAS calls land in a compiled loop."""
+    import ctypes
+
+    from minigru.numba._blas import _loop_gemm
+    from numba import from_dtype
+    f = ctypes.CFUNCTYPE(None, *[ctypes.c_int32] * 3, *[ctypes.c_int64] * 3,
+                         np.ctypeslib.as_ctypes_type(real), ctypes.c_void_p, ctypes.c_int64,
+                         ctypes.c_void_p, ctypes.c_int64, np.ctypeslib.as_ctypes_type(real),
+                         ctypes.c_void_p, ctypes.c_int64)(_loop_gemm(from_dtype(real)))
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(5, 7)).astype(real), rng.normal(size=(4, 6)).astype(real)
+    C = rng.normal(size=(5, 9)).astype(real)
+    expected = C.copy()
+    expected[:, :6] = A[:, 1:5] @ B + 1.0 * C[:, :6]
+    # A[:, 1:5] and C[:, :6]: views with leading dimensions 7 and 9
+    f(101, 111, 111, 5, 6, 4, 1.0, A[:, 1:].ctypes.data, 7, B.ctypes.data, 6, 1.0,
+      C.ctypes.data, 9)
+    np.testing.assert_allclose(C, expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("variant", NUMBA_VARIANTS)

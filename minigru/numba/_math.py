@@ -11,9 +11,10 @@ specialises by the scalar type it sees:
   1e-4 float32 agreement, and ``sigmoid(a) = 0.5 + 0.5 tanh(a / 2)`` inherits it. Every
   constant is a float32, so no float32 kernel is silently promoted to float64.
 
-``matmul`` and ``matmul_acc`` are the small products inside the time loop, as loops whose
-innermost axis is contiguous, so that LLVM vectorises them; the large products before and after
-the loop go to NumPy's BLAS.
+``matmul`` and ``matmul_acc`` are the products inside the time loop: from ``BLAS_MIN_ROWS`` rows
+on through the OpenBLAS NumPy ships (``_blas.py``), below that as loops whose innermost axis is
+contiguous, so that LLVM vectorises them; the large products before and after the loop go to
+NumPy's ``@``, the same library.
 
 Every kernel compiles with ``error_model="numpy"`` (``kernel`` and ``pointwise`` below): float
 division by zero then gives inf/nan as in NumPy instead of raising, and, more to the point here,
@@ -26,6 +27,8 @@ import math
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
+
+from ._blas import BLAS_MIN_ROWS, dgemm, sgemm
 
 kernel = njit(cache=True, error_model="numpy")            # a compiled loop, cached on disk
 pointwise = njit(inline="always", error_model="numpy")   # per-element math, inlined
@@ -124,13 +127,42 @@ def _relu(x):
 
 # ------------------------------------------------------------------ small products
 
+@njit(inline="always")
+def _rows_contiguous(a):
+    return a.strides[1] == a.itemsize
+
+
+@njit(inline="always")
+def _blas_gemm(A, B, out, beta):
+    """out = A @ B + beta·out through the registered BLAS (``_blas.py``); beta 0 or 1."""
+    m, k = A.shape
+    n = B.shape[1]
+    s = A.itemsize
+    if s == 4:
+        sgemm(101, 111, 111, m, n, k, ONE, A.ctypes.data, A.strides[0] // s, B.ctypes.data,
+              B.strides[0] // s, ONE if beta else ZERO, out.ctypes.data, out.strides[0] // s)
+    else:
+        dgemm(101, 111, 111, m, n, k, 1.0, A.ctypes.data, A.strides[0] // s, B.ctypes.data,
+              B.strides[0] // s, 1.0 if beta else 0.0, out.ctypes.data, out.strides[0] // s)
+
+
+@njit(inline="always")
+def _use_blas(A, B, out):
+    return (A.shape[0] >= BLAS_MIN_ROWS and _rows_contiguous(A) and _rows_contiguous(B)
+            and _rows_contiguous(out))
+
+
 @kernel
 def matmul_acc(A, B, out):
     """out += A @ B for A (m, k), B (k, n), C-contiguous rows.
 
-    Four rows of A share each load of a row of B (four FMAs per load instead of one), and the
-    innermost loop runs along contiguous rows, so LLVM vectorises it.
+    Below ``BLAS_MIN_ROWS`` rows: four rows of A share each load of a row of B (four FMAs per
+    load instead of one), and the innermost loop runs along contiguous rows, so LLVM vectorises
+    it.
     """
+    if _use_blas(A, B, out):
+        _blas_gemm(A, B, out, 1)
+        return
     m, k = A.shape
     n = B.shape[1]
     i = 0
@@ -154,5 +186,8 @@ def matmul_acc(A, B, out):
 @kernel
 def matmul(A, B, out):
     """out = A @ B."""
+    if _use_blas(A, B, out):
+        _blas_gemm(A, B, out, 0)
+        return
     out[:] = 0
     matmul_acc(A, B, out)
