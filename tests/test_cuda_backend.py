@@ -144,3 +144,11 @@ def test_gru_persistent_and_per_step_kernels_both_agree(persistent, monkeypatch)
     check_against_reference("cuda", "gru", np.float64, **{**SMALL, "hidden_size": 33})
     # forward, backward and the one-step forward of step(): T + T + 1 launches, or none
     assert len(per_step) == (0 if persistent else 2 * SMALL["steps"] + 1), per_step
+
+
+def test_mgu3_gate_grid_deeper_than_the_gpu_allows_runs_in_chunks(monkeypatch):
+    """mgu3's gate sees no h, so one launch takes every step (a grid T deep); a GPU allows
+    65535 there, so longer sequences go in chunks: here chunks of 3 steps of 4."""
+    import minigru.cuda.mgu as module
+    monkeypatch.setattr(module, "MAX_GRID_Z", 3)
+    check_against_reference("cuda", "mgu3", np.float64, **SMALL)

@@ -28,6 +28,8 @@ from numba import cuda
 from ..numba.mgu import (mgu_gate_point, mgu_gate_point_backward, mgu_point,
                          mgu_point_backward)
 from ._blas import colsum, copy, empty, gemm, grid_rows
+
+MAX_GRID_Z = 65535
 from ._math import ZERO, device_function
 
 _mgu_gate_point = device_function(mgu_gate_point)
@@ -118,7 +120,8 @@ def mgu_forward(p, x, h0, training=True):
             Un if Uf is None else Uf, Uf is not None, hs, f)
     grid, threads = grid_rows(B, H)
     if Uf is None:                                    # mgu3: f = σ(b_f), every step at once
-        mgu_gate_step[grid + (T,), threads](0, *gate)
+        for t0 in range(0, T, MAX_GRID_Z):            # (a grid is at most 65535 deep)
+            mgu_gate_step[grid + (min(MAX_GRID_Z, T - t0),), threads](t0, *gate)
     for t in range(T):
         if Uf is not None:
             mgu_gate_step[grid, threads](t, *gate)
