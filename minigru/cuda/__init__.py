@@ -57,9 +57,20 @@ def functions():
     return _functions
 
 
+def _quiet_about_small_grids():
+    """A recurrent network's per-step kernels have one block per row of the batch, so their grids
+    are small by design (docs/cuda.md says what that costs); Numba would warn at each of them."""
+    try:
+        from numba.cuda.core import config
+    except ImportError:                               # older numba-cuda: numba's own config
+        from numba.core import config
+    config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
+
+
 def backend(variant):
     """The cuda forward, backward and step of ``variant`` (a ``Variant``)."""
     _require_cuda()
+    _quiet_about_small_grids()
     fns = functions()
     if variant.name not in fns:
         raise NotImplementedError(
