@@ -90,17 +90,23 @@ def _ligru_cell(a_t, h, U):
     return z * h + (1 - z) * n, z, n
 
 
+def require_batch_statistics(x):
+    """Training mode's batch norm needs more than one value per feature (as PyTorch's)."""
+    T, B = x.shape[:2]
+    if T * B == 1:
+        raise ValueError(
+            f"ligru in training mode needs more than one value per feature for its batch "
+            f"statistics (T·B > 1, as PyTorch's BatchNorm), got x of shape {x.shape}; "
+            f"use training=False or a longer sequence or larger batch")
+
+
 def forward(p, x, h0, training=True, *, momentum, buffers):
     U, gamma, beta = p["U"], p["gamma"], p["beta"]
     T, B, _ = x.shape
     H = h0.shape[1]
     v = (x @ p["W"]).reshape(T * B, 2 * H)            # (T·B, 2H), every step in one product
     if training:
-        if T * B == 1:
-            raise ValueError(
-                f"ligru in training mode needs more than one value per feature for its batch "
-                f"statistics (T·B > 1, as PyTorch's BatchNorm), got x of shape {x.shape}; "
-                f"use training=False or a longer sequence or larger batch")
+        require_batch_statistics(x)
         vhat, inv_std = normalize(v, EPS, axis=0)     # batch μ, biased σ² over all T·B rows
         inv_std = inv_std[0]                          # (1, 2H) -> (2H,), as in evaluation
         if buffers is not None:

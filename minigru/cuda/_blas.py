@@ -172,3 +172,29 @@ def multiprocessors():
     if simulated():
         return 1
     return cuda.get_current_device().MULTIPROCESSOR_COUNT
+
+
+# ------------------------------------------------------------------ row reductions in a block
+
+@cuda.jit(device=True)
+def block_sum(x, sh):
+    """The sum of every thread's ``x`` over the block (blockDim.x a power of two), returned to
+    each; ``sh`` is a shared array of blockDim.x elements."""
+    tid = cuda.threadIdx.x
+    sh[tid] = x
+    cuda.syncthreads()
+    s = cuda.blockDim.x // 2
+    while s > 0:                                      # tree: halve the live threads each round
+        if tid < s:
+            sh[tid] += sh[tid + s]
+        cuda.syncthreads()
+        s //= 2
+    total = sh[0]
+    cuda.syncthreads()                                # all have read sh[0] before its next use
+    return total
+
+
+def row_threads(n, most=THREADS):
+    """Threads of a block that strides over a row of n features: a power of two (for
+    ``block_sum``), a whole warp at least, no more than n needs and at most ``most``."""
+    return min(most, max(32, 1 << (n - 1).bit_length()))

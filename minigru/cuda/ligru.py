@@ -25,7 +25,7 @@ import math
 
 from numba import cuda
 
-from ..cells.ligru import EPS
+from ..cells.ligru import EPS, require_batch_statistics
 from ..numba.ligru import ligru_point, ligru_point_backward
 from ._blas import copy, empty, gemm, grid_rows, to_device
 from ._math import ONE, ZERO, device_function
@@ -124,11 +124,7 @@ def forward(p, x, h0, training=True, *, momentum, buffers):
     v = gemm(x.reshape(T * B, I), p["W"])             # (T·B, 2H), every step in one product
     features, columns = grid_rows(1, 2 * H)
     if training:
-        if T * B == 1:
-            raise ValueError(
-                f"ligru in training mode needs more than one value per feature for its batch "
-                f"statistics (T·B > 1, as PyTorch's BatchNorm), got x of shape {x.shape}; "
-                f"use training=False or a longer sequence or larger batch")
+        require_batch_statistics(x)
         mean, var = empty(2 * H, x.dtype), empty(2 * H, x.dtype)
         batch_statistics[features, columns](v, mean, var)   # batch μ, biased σ² over T·B rows
         if buffers is not None:                       # PyTorch BatchNorm's rule, in place

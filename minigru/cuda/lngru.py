@@ -28,7 +28,7 @@ from numba import cuda
 
 from ..cells.lngru import EPS
 from ..numba.gru import gru_point, gru_point_backward
-from ._blas import copy, empty, gemm, grid_rows
+from ._blas import block_sum, copy, empty, gemm, grid_rows, row_threads
 from ._math import ONE, ZERO, device_function
 
 ROW_THREADS = 256   # most threads of a block per row (a power of two; the tree sum needs one)
@@ -37,33 +37,7 @@ _gru_point = device_function(gru_point)
 _gru_point_backward = device_function(gru_point_backward)
 
 
-def row_threads(G):
-    """Threads of a block per row of G features: a power of two, whole warps, at most
-    ROW_THREADS (a thread takes several features of a longer row)."""
-    threads = 32
-    while threads < min(G, ROW_THREADS):
-        threads *= 2
-    return threads
-
-
 # ============================================================================ row reductions
-
-@cuda.jit(device=True)
-def _block_sum(x, sh):
-    """The sum of every thread's ``x`` over the block (a power of two), returned to each."""
-    tid = cuda.threadIdx.x
-    sh[tid] = x
-    cuda.syncthreads()
-    s = cuda.blockDim.x // 2
-    while s > 0:                                      # tree: halve the live threads each round
-        if tid < s:
-            sh[tid] += sh[tid + s]
-        cuda.syncthreads()
-        s //= 2
-    total = sh[0]
-    cuda.syncthreads()                                # all have read sh[0] before its next use
-    return total
-
 
 @cuda.jit(device=True)
 def _layer_norm_row(v, eps, sh):
@@ -75,11 +49,11 @@ def _layer_norm_row(v, eps, sh):
     part = ZERO
     for k in range(tid, G, nt):
         part += v[k]
-    mu = _block_sum(part, sh) / nf
+    mu = block_sum(part, sh) / nf
     part = ZERO
     for k in range(tid, G, nt):
         part += (v[k] - mu) * (v[k] - mu)
-    inv_std = ONE / math.sqrt(_block_sum(part, sh) / nf + eps)
+    inv_std = ONE / math.sqrt(block_sum(part, sh) / nf + eps)
     for k in range(tid, G, nt):
         v[k] = (v[k] - mu) * inv_std
     return inv_std
@@ -96,8 +70,8 @@ def _layer_norm_row_backward(dy, g, vhat, inv_std, dv, sh):
     for k in range(tid, G, nt):
         part_d += dy[k] * g[k]
         part_dv += dy[k] * g[k] * vhat[k]
-    mean_d = _block_sum(part_d, sh) / nf
-    mean_dv = _block_sum(part_dv, sh) / nf
+    mean_d = block_sum(part_d, sh) / nf
+    mean_dv = block_sum(part_dv, sh) / nf
     for k in range(tid, G, nt):
         dv[k] = inv_std * (dy[k] * g[k] - mean_d - vhat[k] * mean_dv)
 
@@ -183,7 +157,7 @@ def lngru_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     eps = x.dtype.type(EPS)
-    threads = row_threads(3 * H)
+    threads = row_threads(3 * H, ROW_THREADS)
     ahat = gemm(x.reshape(T * B, I), p["W"])          # (T·B, 3H) x W, normalised in place next
     a_inv_std = empty((T, B, 1), x.dtype)
     a = empty((T, B, 3 * H), x.dtype)                 # LN(x W; g_x) + b
@@ -207,7 +181,7 @@ def lngru_backward(p, cache, dys, dh_T):
         "x", "hs", "ahat", "a_inv_std", "uhat", "u_inv_std", "r", "z", "n"))
     T, B, H = n.shape
     I = x.shape[2]
-    threads = row_threads(3 * H)
+    threads = row_threads(3 * H, ROW_THREADS)
     UT = p["U"].T
     da = empty((T, B, 3 * H), x.dtype)                # dL/da: [dar | daz | dan]
     du = empty((T, B, 3 * H), x.dtype)                # dL/du: [dar | daz | dun]

@@ -28,9 +28,9 @@ from numba import cuda
 from ..numba.mgu import (mgu_gate_point, mgu_gate_point_backward, mgu_point,
                          mgu_point_backward)
 from ._blas import colsum, copy, empty, gemm, grid_rows
-
-MAX_GRID_Z = 65535
 from ._math import ZERO, device_function
+
+MAX_GRID_Z = 65535   # the most blocks a grid may have along z
 
 _mgu_gate_point = device_function(mgu_gate_point)
 _mgu_point = device_function(mgu_point)

@@ -30,7 +30,7 @@ from numba import cuda, from_dtype
 
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
 from ..numba.rru import rru_relu_point_backward, rru_update_point, rru_update_point_backward
-from ._blas import THREADS, blocks, colsum, copy, empty, gemm, to_device
+from ._blas import THREADS, block_sum, blocks, colsum, copy, empty, gemm, row_threads, to_device
 from ._math import ONE, ZERO, device_function, relu, sigmoid
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
@@ -38,29 +38,6 @@ _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves bot
 _rru_update_point = device_function(rru_update_point)
 _rru_update_point_backward = device_function(rru_update_point_backward)
 _rru_relu_point_backward = device_function(rru_relu_point_backward)
-
-
-@cuda.jit(device=True)
-def _block_sum(sh, x):
-    """The sum of every thread's ``x`` over the block (blockDim.x a power of two), in each."""
-    i = cuda.threadIdx.x
-    sh[i] = x
-    cuda.syncthreads()
-    half = cuda.blockDim.x // 2
-    while half > 0:
-        if i < half:
-            sh[i] += sh[i + half]
-        cuda.syncthreads()
-        half //= 2
-    total = sh[0]
-    cuda.syncthreads()                                # sh is free again for the next sum
-    return total
-
-
-def row_threads(n):
-    """Threads of a block that strides over a row of n features: a power of two (for the tree
-    reduction), a whole warp at least, and no more than n needs."""
-    return min(THREADS, max(32, 1 << (n - 1).bit_length()))
 
 
 @lru_cache(maxsize=None)
@@ -80,7 +57,7 @@ def _kernels(dtype):
                 pre += hs[t, b, i] * Jh[i, k]
             q[t, b, k] = pre
             ss += pre * pre
-        rb = ONE / math.sqrt(_block_sum(sh, ss) / width + eps)     # RMS, no gain
+        rb = ONE / math.sqrt(block_sum(ss, sh) / width + eps)     # RMS, no gain
         for k in range(i0, M, di):
             q[t, b, k] *= rb
             a[t, b, k] = relu(q[t, b, k])
@@ -125,7 +102,7 @@ def _kernels(dtype):
             dq = _rru_relu_point_backward(dd, keep, a[t, b, k])
             dpre[t, b, k] = dq                        # dq, until the mean is known
             part += dq * q[t, b, k]
-        mean = _block_sum(sh, part) / width
+        mean = block_sum(part, sh) / width
         for k in range(i0, M, di):                    # RMS: dpre = r*(dq - q*mean(dq*q))
             dpre[t, b, k] = r[t, b, 0] * (dpre[t, b, k] - q[t, b, k] * mean)
 

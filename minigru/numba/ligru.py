@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..cells._math import normalize, normalize_backward
-from ..cells.ligru import EPS, _normalize_running, _update_running
+from ..cells.ligru import EPS, _normalize_running, _update_running, require_batch_statistics
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, relu, sigmoid
 
 
@@ -73,11 +73,7 @@ def forward(p, x, h0, training=True, *, momentum, buffers):
     H = h0.shape[1]
     v = x.reshape(T * B, I) @ p["W"]                  # (T·B, 2H)
     if training:
-        if T * B == 1:
-            raise ValueError(
-                f"ligru in training mode needs more than one value per feature for its batch "
-                f"statistics (T·B > 1, as PyTorch's BatchNorm), got x of shape {x.shape}; "
-                f"use training=False or a longer sequence or larger batch")
+        require_batch_statistics(x)
         vhat, inv_std = normalize(v, EPS, axis=0)
         inv_std = inv_std[0]
         if buffers is not None:
