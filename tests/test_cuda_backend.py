@@ -152,3 +152,12 @@ def test_mgu3_gate_grid_deeper_than_the_gpu_allows_runs_in_chunks(monkeypatch):
     import minigru.cuda.mgu as module
     monkeypatch.setattr(module, "MAX_GRID_Z", 3)
     check_against_reference("cuda", "mgu3", np.float64, **SMALL)
+
+
+@pytest.mark.parametrize("variant", CUDA_VARIANTS)
+def test_cuda_gradcheck(variant):
+    """The cuda backward against float64 centred differences (``minigru gradcheck --backend
+    cuda``)."""
+    checks = mg.gradcheck(variant, backend="cuda")
+    bad = [f"{c.tensor} {c.error:.1e}" for c in checks if not c.ok]
+    assert not bad, f"{variant} cuda: " + ", ".join(bad)
