@@ -3,6 +3,9 @@
 Shapes are kept small and few so that the suite compiles each kernel once per dtype.
 """
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -47,6 +50,10 @@ def test_the_fallback_gemm_is_a_gemm(real):
     f(101, 111, 111, 5, 6, 4, 1.0, A[:, 1:].ctypes.data, 7, B.ctypes.data, 6, 1.0,
       C.ctypes.data, 9)
     np.testing.assert_allclose(C, expected, rtol=1e-5)
+    C[:, :6] = np.nan                                 # beta 0: C is not read, as in BLAS
+    f(101, 111, 111, 5, 6, 4, 1.0, A[:, 1:].ctypes.data, 7, B.ctypes.data, 6, 0.0,
+      C.ctypes.data, 9)
+    np.testing.assert_allclose(C[:, :6], A[:, 1:5] @ B, rtol=1e-5)
 
 
 @pytest.mark.parametrize("variant", NUMBA_VARIANTS)
@@ -70,3 +77,26 @@ def test_numba_rnn_layer_switches_backend_and_agrees():
     np.testing.assert_allclose(dx2, dx, rtol=1e-10, atol=1e-13)
     for k in grads:
         np.testing.assert_allclose(rnn.grads[k], grads[k], rtol=1e-10, atol=1e-13, err_msg=k)
+
+
+def test_without_numpys_openblas_the_kernels_run_on_the_fallback_loop():
+    """A NumPy without its own OpenBLAS (MKL, Accelerate builds): the names the kernels call
+    are bound to the compiled loop, and results still equal the reference. A fresh process,
+    since the names are bound at import; it hides NumPy's library from the search."""
+    import subprocess
+    import sys
+    code = """if True:
+        import glob
+        glob.glob = lambda *args, **kwargs: []         # no NumPy OpenBLAS to be found
+        import numpy as np
+        import minigru.numba._blas as blas
+        assert not blas.HAVE_OPENBLAS
+        from backend_helpers import check_against_reference
+        for dtype in (np.float64, np.float32):
+            check_against_reference("numba", "gru", dtype, batch=blas.BLAS_MIN_ROWS + 1)
+        print("fallback ok")
+    """
+    tests = str(Path(__file__).resolve().parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tests, env={**os.environ, "PYTHONPATH": tests})
+    assert out.returncode == 0 and "fallback ok" in out.stdout, out.stderr[-2000:]

@@ -61,8 +61,8 @@ def _loop_gemm(real):
         b = carray(B, (k, ldb))
         c = carray(C, (m, ldc))
         for i in range(m):
-            for j in range(n):
-                c[i, j] *= beta
+            for j in range(n):                        # beta 0: C is not read (BLAS's rule)
+                c[i, j] = c[i, j] * beta if beta != 0 else 0
             for p in range(k):
                 s = alpha * a[i, p]
                 for j in range(n):
