@@ -41,26 +41,8 @@ def empty(shape, dtype):
     return cuda.device_array(shape, dtype)
 
 
-def zeros(shape, dtype):
-    a = cuda.device_array(shape, dtype)
-    fill(a, 0)
-    return a
-
-
 def blocks(n, threads=THREADS):
     return (n + threads - 1) // threads
-
-
-@cuda.jit
-def _fill_kernel(a, value):
-    i = cuda.grid(1)
-    if i < a.size:
-        a[i] = value
-
-
-def fill(a, value):
-    flat = a.reshape(a.size)
-    _fill_kernel[blocks(a.size), THREADS](flat, value)
 
 
 @lru_cache(maxsize=None)
