@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ._blas import input_projection
 from ._math import ONE, kernel, matmul, matmul_acc, pointwise, tanh
 
 
@@ -42,7 +43,7 @@ def backward_loop(UT, hs, dys, dh_next, da):
 def forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = (x.reshape(T * B, I) @ p["W"] + p["b"]).reshape(T, B, H)
+    xw = input_projection(x, p["W"], p["b"])
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     forward_loop(xw, np.ascontiguousarray(p["U"]), hs)

@@ -12,6 +12,7 @@ this file compiles it for the CPU, the CUDA backend compiles the same functions 
 import numpy as np
 
 from ..cells import _gated
+from ._blas import input_projection
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 # ============================================================================ gru (reset after)
@@ -75,7 +76,7 @@ def gru_forward(p, x, h0, training=True):
     W, U, c = p["W"], p["U"], p["c"]
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = (x.reshape(T * B, I) @ W + p["b"]).reshape(T, B, 3 * H)
+    xw = input_projection(x, W, p["b"])
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     r, z, n, hn = (np.empty((T, B, H), x.dtype) for _ in range(4))
@@ -213,7 +214,7 @@ def v3_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     ag = np.ascontiguousarray(_gated.gate_inputs(x, parts, 2 * H))
-    xn = (x.reshape(T * B, I) @ Wn + bn).reshape(T, B, H)
+    xn = input_projection(x, Wn, bn)
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     r, z, n = (np.empty((T, B, H), x.dtype) for _ in range(3))

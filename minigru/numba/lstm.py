@@ -8,6 +8,7 @@ vectorises (measured: the medium forward's pointwise part 14.0 ms -> 1.9 ms).
 
 import numpy as np
 
+from ._blas import input_projection
 from ._math import ONE, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 
@@ -77,7 +78,7 @@ def forward(p, x, state0, training=True):
     h0, c0 = state0
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = (x.reshape(T * B, I) @ p["W"] + p["b"]).reshape(T, B, 4 * H)
+    xw = input_projection(x, p["W"], p["b"])
     hs, cs = np.empty((T + 1, B, H), x.dtype), np.empty((T + 1, B, H), x.dtype)
     hs[0], cs[0] = h0, c0
     gates = np.empty((T, B, 4 * H), x.dtype)

@@ -16,6 +16,7 @@ for the CPU here and the GPU in the CUDA backend.
 import numpy as np
 
 from ..cells import _gated
+from ._blas import input_projection
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 
@@ -98,7 +99,7 @@ def mgu_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     af = np.ascontiguousarray(_gated.gate_inputs(x, parts, H))
-    xn = (x.reshape(T * B, I) @ Wn + bn).reshape(T, B, H)
+    xn = input_projection(x, Wn, bn)
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     f, n = (np.empty((T, B, H), x.dtype) for _ in range(2))

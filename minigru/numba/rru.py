@@ -16,6 +16,7 @@ import numpy as np
 
 from ..cells._math import sigmoid as np_sigmoid
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
+from ._blas import input_projection
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, relu, row_kernel, sigmoid
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
@@ -137,7 +138,7 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     H, M = h0.shape[1], J.shape[1]
     O = V.shape[1] - H
     Jx, Jh = J[:I], J[I:]                             # u J = x J_x + h J_h
-    xj = (x.reshape(T * B, I) @ Jx + p["j"]).reshape(T, B, M)   # every step in one product
+    xj = input_projection(x, Jx, p["j"])              # every step in one product
     g = np_sigmoid(S_SCALE * p["s"])                  # (H,), the residual weight
     mask = _dropout_mask(rng, dropout, (T, B, M), x.dtype) if training and dropout > 0 else None
     ys = np.empty((T, B, O), x.dtype)
