@@ -161,3 +161,15 @@ def test_cuda_gradcheck(variant):
     checks = mg.gradcheck(variant, backend="cuda")
     bad = [f"{c.tensor} {c.error:.1e}" for c in checks if not c.ok]
     assert not bad, f"{variant} cuda: " + ", ".join(bad)
+
+
+def test_a_strided_device_array_is_refused_by_name():
+    """The kernels reshape their inputs, which a device array can do only when contiguous."""
+    cell = mg.cell("gru", backend="cuda")
+    p = cell.init(3, 4, rng=np.random.default_rng(0))
+    wide = cuda.to_device(np.zeros((2, 1, 6)))
+    with pytest.raises(ValueError, match=r"x must be a C-contiguous device array, got one with "
+                                         r"shape \(2, 1, 3\)"):
+        cell.forward(p, wide[:, :, ::2])
+    with pytest.raises(ValueError, match=r"x_t must be a C-contiguous device array"):
+        cell.step(p, cuda.to_device(np.zeros((1, 6)))[:, ::2])

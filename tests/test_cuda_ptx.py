@@ -70,6 +70,9 @@ class DryDeviceArray(np.ndarray):
     def copy_to_host(self):
         return np.array(self)
 
+    def is_c_contiguous(self):
+        return self.flags.c_contiguous
+
 
 def _dry(a):
     return np.array(np.asarray(a), order="C").view(DryDeviceArray)

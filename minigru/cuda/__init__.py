@@ -82,25 +82,34 @@ def backend(variant):
     def each(f, state):                               # a state is h, or (h, c) for lstm
         return tuple(map(f, state)) if isinstance(state, tuple) else f(state)
 
+    def put(name, a):
+        if isinstance(a, tuple):
+            return tuple(to_device(s, f"{name}[{i}]") for i, s in enumerate(a))
+        return to_device(a, name)
+
     def forward(p, x, state0, training=True, **kw):
         on_host = not is_device(x)
-        dp = {k: to_device(v) for k, v in p.items()}
-        ys, state, cache = forward_d(dp, to_device(x), each(to_device, state0), training, **kw)
+        dp = {k: to_device(v, f"p[{k!r}]") for k, v in p.items()}
+        ys, state, cache = forward_d(dp, put("x", x), put("state0", state0), training, **kw)
         if on_host:
             ys, state = to_host(ys), each(to_host, state)
         return ys, state, cache
 
     def backward(p, cache, dys, dstate):
         on_host = not is_device(dys)
-        dp = {k: to_device(v) for k, v in p.items()}
-        dx, dstate0, grads = backward_d(dp, cache, to_device(dys), each(to_device, dstate))
+        dp = {k: to_device(v, f"p[{k!r}]") for k, v in p.items()}
+        dx, dstate0, grads = backward_d(dp, cache, put("dys", dys), put("dstate", dstate))
         if on_host:
             dx, dstate0 = to_host(dx), each(to_host, dstate0)
             grads = {k: to_host(g) for k, g in grads.items()}
         return dx, dstate0, grads
 
     def step(p, x_t, state, **kw):
+        on_host = not is_device(x_t)
+        x_t = put("x_t", x_t)
         ys, state, _ = forward(p, x_t.reshape(1, *x_t.shape), state, False, **kw)
+        if on_host:
+            ys, state = to_host(ys), each(to_host, state)
         return ys[0], state
 
     return SimpleNamespace(forward=forward, backward=backward, step=step, is_device=is_device)

@@ -26,9 +26,15 @@ def is_device(a):
     return devicearray.is_cuda_ndarray(a)
 
 
-def to_device(a):
-    """``a`` on the device: a device array is used as it is, a NumPy array is copied over."""
+def to_device(a, name="array"):
+    """``a`` on the device: a device array is used as it is (it must be C-contiguous: the
+    kernels reshape it, and a device array cannot be reshaped by copying), a NumPy array is
+    copied over."""
     if is_device(a):
+        if not a.is_c_contiguous():
+            raise ValueError(f"{name} must be a C-contiguous device array, got one with shape "
+                             f"{a.shape} and strides {a.strides}: copy it into a new device "
+                             f"array first (or pass a NumPy array)")
         return a
     return cuda.to_device(np.ascontiguousarray(a))
 
