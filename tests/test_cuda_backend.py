@@ -132,16 +132,26 @@ class _Recorder:
         return self.kernel[config]
 
 
+PER_STEP_KERNELS = {"gru": ("gru", "gru_forward_step", "gru_backward_step"),
+                    "rnn": ("elman", "rnn_forward_step", "rnn_backward_step"),
+                    "lstm": ("lstm", "lstm_forward_step", "lstm_backward_step")}
+
+
 @pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "per-step"])
-def test_gru_persistent_and_per_step_kernels_both_agree(persistent, monkeypatch):
+@pytest.mark.parametrize("variant", list(PER_STEP_KERNELS))
+def test_persistent_and_per_step_kernels_both_agree(variant, persistent, monkeypatch):
     """The simulator is a GPU of one multiprocessor that runs cooperative grids of one block:
     there the persistent kernels take all H units in one block, where they fit."""
-    import minigru.cuda.gru as module
-    monkeypatch.setattr(module, "PERSISTENT", persistent)
+    from importlib import import_module
+
+    from minigru.cuda import _blas
+    family, *kernels = PER_STEP_KERNELS[variant]
+    module = import_module(f"minigru.cuda.{family}")
+    monkeypatch.setattr(_blas, "PERSISTENT", persistent)
     per_step = []
-    for name in ("gru_forward_step", "gru_backward_step"):
+    for name in kernels:
         monkeypatch.setattr(module, name, _Recorder(getattr(module, name), per_step))
-    check_against_reference("cuda", "gru", np.float64, **{**SMALL, "hidden_size": 33})
+    check_against_reference("cuda", variant, np.float64, **{**SMALL, "hidden_size": 33})
     # forward, backward and the one-step forward of step(): T + T + 1 launches, or none
     assert len(per_step) == (0 if persistent else 2 * SMALL["steps"] + 1), per_step
 

@@ -128,9 +128,9 @@ def run_everything(name, dtype):
 def test_every_kernel_compiles_to_ptx(name, dtype, dry_cuda, monkeypatch):
     before = set(COMPILED)
     LAUNCHES.clear()
-    import minigru.cuda.gru
-    for persistent in (True, False):                  # gru's persistent and per-step kernels
-        monkeypatch.setattr(minigru.cuda.gru, "PERSISTENT", persistent)
+    from minigru.cuda import _blas
+    for persistent in (True, False):                  # the persistent and per-step kernels
+        monkeypatch.setattr(_blas, "PERSISTENT", persistent)
         run_everything(name, np.dtype(dtype))
     assert LAUNCHES, f"{name} {dtype}: no kernel was launched"
     # a kernel compiled by an earlier test for the same argument types is not compiled again

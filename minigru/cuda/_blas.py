@@ -186,3 +186,56 @@ def row_threads(n, most=THREADS):
     """Threads of a block that strides over a row of n features: a power of two (for
     ``block_sum``), a whole warp at least, no more than n needs and at most ``most``."""
     return min(most, max(32, 1 << (n - 1).bit_length()))
+
+
+# ------------------------------------------------------------------ persistent kernels
+#
+# Where the grid fits on the GPU at once (a cooperative launch), one kernel runs every step of
+# the loop: each block owns `units` hidden units and loads their part of U into shared memory
+# once, for all T steps (the "persistent RNN" of Diamos et al. 2016); between steps the whole
+# grid waits at a grid-wide barrier, since step t+1 reads every unit of h_t. gru, rnn and lstm
+# have them; the per-step launches are the fallback where they do not fit.
+
+PERSISTENT = True    # use the persistent kernels where they fit (the tests switch this off too)
+
+
+@cuda.jit(device=True)
+def load_columns(U, sU, units, G):
+    """sU (H, G·units) = the columns g·H + j0 + jj of U (H, G·H), j0 = this block's first unit:
+    what the forward's product h U needs for this block's units."""
+    H = U.shape[0]
+    j0 = cuda.blockIdx.x * units
+    for q in range(cuda.threadIdx.x, H * G * units, cuda.blockDim.x):
+        k, g, jj = q // (G * units), (q // units) % G, q % units
+        sU[q] = U[k, g * H + j0 + jj] if j0 + jj < H else ZERO
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True)
+def load_rows(U, sU, units):
+    """sU (units, G·H) = the rows j0 + jj of U: what the backward's product da Uᵀ needs."""
+    H, GH = U.shape
+    j0 = cuda.blockIdx.x * units
+    for q in range(cuda.threadIdx.x, units * GH, cuda.blockDim.x):
+        jj, k = q // GH, q % GH
+        sU[q] = U[j0 + jj, k] if j0 + jj < H else ZERO
+    cuda.syncthreads()
+
+
+def persistent_launch(kernel, args, B, H, G, itemsize):
+    """(the configured launch, units per block) of a persistent kernel taking
+    ``(units, *args)``, or None where it does not fit: its slice of U (G·H·units values) must
+    fit in a block's shared memory and its grid on the GPU at once.
+
+    Units are spread over all multiprocessors (one block each where H allows), so that every SM
+    works on every step; fewer units per block means a smaller U slice per block."""
+    if not PERSISTENT:
+        return None
+    units = -(-H // multiprocessors())
+    nblocks = -(-H // units)
+    threads = min(THREADS, 32 * ((B * units + 31) // 32))
+    shared = G * H * units * itemsize
+    if shared > SHARED_BYTES or nblocks > co_resident_blocks(kernel, (units, *args), threads,
+                                                             shared):
+        return None
+    return kernel[nblocks, threads, 0, shared], units

@@ -14,10 +14,14 @@ recurrent product with the pointwise math:
 The parameters and every activation stay on the device from the first step to the last.
 """
 
-from numba import cuda
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda, from_dtype
 
 from ..numba.elman import rnn_point, rnn_point_backward
-from ._blas import colsum, copy, empty, gemm, grid_rows
+from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows,
+                    persistent_launch)
 from ._math import ZERO, device_function
 
 _rnn_point = device_function(rnn_point)
@@ -49,15 +53,72 @@ def rnn_backward_step(t, UT, hs, dys, dh_T, da):
         da[t, b, j] = _rnn_point_backward(dh, hs[t + 1, b, j])
 
 
+
+# ------------------------------------------------ persistent: one launch for the whole loop
+# (see ``_blas.persistent_launch``): the same per-element math, U's slice in shared memory.
+
+
+@lru_cache(maxsize=None)
+def _persistent_kernels(dtype):
+    nbtype = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def rnn_forward_persistent(units, xw, U, hs):
+        sU = cuda.shared.array(0, nbtype)           # (H, units): this block's columns of U
+        load_columns(U, sU, units, 1)
+        T, B, H = xw.shape
+        j0 = cuda.blockIdx.x * units
+        grid = cuda.cg.this_grid()
+        for t in range(T):
+            for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
+                b, jj = q // units, q % units
+                j = j0 + jj
+                if j < H:
+                    u = ZERO                          # (h_t U)[b, j]
+                    for k in range(H):
+                        u += hs[t, b, k] * sU[k * units + jj]
+                    hs[t + 1, b, j] = _rnn_point(xw[t, b, j] + u)
+            grid.sync()                               # h_{t+1} complete before step t+1
+
+    @cuda.jit
+    def rnn_backward_persistent(units, U, hs, dys, dh_T, da):
+        sU = cuda.shared.array(0, nbtype)           # (units, H): this block's rows of U
+        load_rows(U, sU, units)
+        T, B, H = da.shape
+        j0 = cuda.blockIdx.x * units
+        grid = cuda.cg.this_grid()
+        for t in range(T - 1, -1, -1):
+            for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
+                b, jj = q // units, q % units
+                j = j0 + jj
+                if j < H:
+                    dh = dys[t, b, j]
+                    if t + 1 < T:                     # through h_{t+1} U, the step after
+                        for k in range(H):
+                            dh += da[t + 1, b, k] * sU[jj * H + k]
+                    else:
+                        dh += dh_T[b, j]
+                    da[t, b, j] = _rnn_point_backward(dh, hs[t + 1, b, j])
+            grid.sync()                               # da[t] complete before step t-1
+
+    return rnn_forward_persistent, rnn_backward_persistent
+
 def forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     xw = gemm(x.reshape(T * B, I), p["W"], bias=p["b"]).reshape(T, B, H)
     hs = empty((T + 1, B, H), x.dtype)
     hs[0].copy_to_device(h0)
-    grid, threads = grid_rows(B, H)
-    for t in range(T):
-        rnn_forward_step[grid, threads](t, xw, p["U"], hs)
+    args = (xw, p["U"], hs)
+    persistent = persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, 1,
+                                   x.dtype.itemsize)
+    if persistent:
+        launch, units = persistent
+        launch(units, *args)
+    else:
+        grid, threads = grid_rows(B, H)
+        for t in range(T):
+            rnn_forward_step[grid, threads](t, *args)
     return copy(hs[1:]), copy(hs[T]), {"x": x, "hs": hs}
 
 
@@ -65,16 +126,23 @@ def backward(p, cache, dys, dh_T):
     x, hs = cache["x"], cache["hs"]
     T, B, H = dys.shape
     I = x.shape[2]
-    UT = p["U"].T
     da = empty((T, B, H), x.dtype)                    # dL/d(x W + h U + b)
-    grid, threads = grid_rows(B, H)
-    for t in range(T - 1, -1, -1):
-        rnn_backward_step[grid, threads](t, UT, hs, dys, dh_T, da)
+    args = (hs, dys, dh_T, da)
+    kernel = _persistent_kernels(x.dtype)[1]
+    persistent = persistent_launch(kernel, (p["U"], *args), B, H, 1, x.dtype.itemsize)
+    if persistent:
+        launch, units = persistent
+        launch(units, p["U"], *args)
+    else:
+        UT = p["U"].T                                 # a copy: its columns j are read together
+        grid, threads = grid_rows(B, H)
+        for t in range(T - 1, -1, -1):
+            rnn_backward_step[grid, threads](t, UT, *args)
     dA = da.reshape(T * B, H)
     grads = {"W": gemm(x.reshape(T * B, I), dA, ta=True),
              "U": gemm(hs[:T].reshape(T * B, H), dA, ta=True),
              "b": colsum(dA)}
-    dh0 = gemm(da[0], UT)                             # through h_0 U
+    dh0 = gemm(da[0], p["U"], tb=True)                # through h_0 U
     return gemm(dA, p["W"], tb=True).reshape(T, B, I), dh0, grads
 
 

@@ -47,13 +47,11 @@ from numba import cuda, from_dtype
 
 from ..numba.gru import (gru_point, gru_point_backward, v3_gate_point, v3_point,
                          v3_point_backward, v3_r_backward, v3_z_backward)
-from . import _blas
-from ._blas import THREADS, colsum, copy, empty, gemm, grid_rows
+from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows,
+                    persistent_launch)
 from ._math import ZERO, device_function
 
 # ============================================================================ gru (reset after)
-
-PERSISTENT = True    # use the persistent kernels where they fit (the tests switch this off too)
 
 _gru_point = device_function(gru_point)
 _gru_point_backward = device_function(gru_point_backward)
@@ -90,12 +88,7 @@ def gru_backward_step(t, UT, hs, r, z, n, hn, dys, dh_direct, dxw, dhu):
 
 
 # ------------------------------------------------ gru, persistent: one launch for the whole loop
-#
-# Where the grid fits on the GPU at once (a cooperative launch), one kernel runs every step: each
-# block owns `units` hidden units and loads their columns of U into shared memory once, for all T
-# steps (the "persistent RNN" of Diamos et al. 2016); between steps the whole grid waits at a
-# grid-wide barrier (cooperative groups), since step t+1 reads every unit of h_t. The per-step
-# launches above are the fallback when it does not fit. The per-element math is the same.
+# (see ``_blas.persistent_launch``): the same per-element math, U's slice in shared memory.
 
 
 @lru_cache(maxsize=None)
@@ -104,13 +97,10 @@ def _persistent_kernels(dtype):
 
     @cuda.jit
     def gru_forward_persistent(units, xw, U, c, hs, r, z, n, hn):
-        sU = cuda.shared.array(0, nbtype)           # (H, 3·units): U[:, g·H + j0 + jj]
+        sU = cuda.shared.array(0, nbtype)           # (H, 3·units): this block's columns of U
+        load_columns(U, sU, units, 3)
         T, B, H = r.shape
         j0 = cuda.blockIdx.x * units
-        for q in range(cuda.threadIdx.x, H * 3 * units, cuda.blockDim.x):
-            k, g, jj = q // (3 * units), (q // units) % 3, q % units
-            sU[q] = U[k, g * H + j0 + jj] if j0 + jj < H else ZERO
-        cuda.syncthreads()
         grid = cuda.cg.this_grid()
         for t in range(T):
             for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
@@ -131,13 +121,10 @@ def _persistent_kernels(dtype):
 
     @cuda.jit
     def gru_backward_persistent(units, U, hs, r, z, n, hn, dys, dh_direct, dxw, dhu):
-        sU = cuda.shared.array(0, nbtype)           # (units, 3H): rows j0.. of U
+        sU = cuda.shared.array(0, nbtype)           # (units, 3H): this block's rows of U
+        load_rows(U, sU, units)
         T, B, H = r.shape
         j0 = cuda.blockIdx.x * units
-        for q in range(cuda.threadIdx.x, units * 3 * H, cuda.blockDim.x):
-            jj, k = q // (3 * H), q % (3 * H)
-            sU[q] = U[j0 + jj, k] if j0 + jj < H else ZERO
-        cuda.syncthreads()
         grid = cuda.cg.this_grid()
         for t in range(T - 1, -1, -1):
             for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
@@ -157,24 +144,6 @@ def _persistent_kernels(dtype):
     return gru_forward_persistent, gru_backward_persistent
 
 
-def _persistent_launch(kernel, args, B, H, itemsize):
-    """(the configured launch, units per block) of a persistent kernel, or None where it does not
-    fit: its U slice must fit in a block's shared memory and its grid on the GPU at once.
-
-    Units are spread over all multiprocessors (one block each where H allows), so that every SM
-    works on every step; fewer units per block means a smaller U slice per block."""
-    if not PERSISTENT:
-        return None
-    units = -(-H // _blas.multiprocessors())
-    nblocks = -(-H // units)
-    threads = min(THREADS, 32 * ((B * units + 31) // 32))
-    shared = 3 * H * units * itemsize
-    if (shared > _blas.SHARED_BYTES
-            or nblocks > _blas.co_resident_blocks(kernel, (units, *args), threads, shared)):
-        return None
-    return kernel[nblocks, threads, 0, shared], units
-
-
 def gru_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
@@ -183,7 +152,8 @@ def gru_forward(p, x, h0, training=True):
     hs[0].copy_to_device(h0)
     r, z, n, hn = (empty((T, B, H), x.dtype) for _ in range(4))
     args = (xw, p["U"], p["c"], hs, r, z, n, hn)
-    persistent = _persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, x.dtype.itemsize)
+    persistent = persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, 3,
+                                   x.dtype.itemsize)
     if persistent:
         launch, units = persistent
         launch(units, *args)
@@ -204,7 +174,7 @@ def gru_backward(p, cache, dys, dh_T):
     dh = copy(dh_T)
     args = (hs, r, z, n, hn, dys, dh, dxw, dhu)
     kernel = _persistent_kernels(x.dtype)[1]
-    persistent = _persistent_launch(kernel, (p["U"], *args), B, H, x.dtype.itemsize)
+    persistent = persistent_launch(kernel, (p["U"], *args), B, H, 3, x.dtype.itemsize)
     if persistent:
         launch, units = persistent
         launch(units, p["U"], *args)

@@ -16,10 +16,14 @@ recurrent product with the pointwise math:
 The parameters and every activation stay on the device from the first step to the last.
 """
 
-from numba import cuda
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda, from_dtype
 
 from ..numba.lstm import lstm_point, lstm_point_backward
-from ._blas import colsum, copy, empty, gemm, grid_rows
+from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows,
+                    persistent_launch)
 from ._math import ZERO, device_function
 
 _lstm_point = device_function(lstm_point)
@@ -61,6 +65,67 @@ def lstm_backward_step(t, UT, cs, gates, tc, dys, dh_T, dc_next, da):
             gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], tc[t, b, j])
 
 
+
+# ------------------------------------------------ persistent: one launch for the whole loop
+# (see ``_blas.persistent_launch``): the same per-element math, U's slice in shared memory.
+
+
+@lru_cache(maxsize=None)
+def _persistent_kernels(dtype):
+    nbtype = from_dtype(np.dtype(dtype))
+
+    @cuda.jit
+    def lstm_forward_persistent(units, xw, U, hs, cs, gates, tc):
+        sU = cuda.shared.array(0, nbtype)           # (H, 4·units): this block's columns of U
+        load_columns(U, sU, units, 4)
+        T, B, H = tc.shape
+        j0 = cuda.blockIdx.x * units
+        grid = cuda.cg.this_grid()
+        for t in range(T):
+            for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
+                b, jj = q // units, q % units
+                j = j0 + jj
+                if j < H:
+                    ui = uf = ug = uo = ZERO
+                    for k in range(H):
+                        h = hs[t, b, k]
+                        row = k * 4 * units
+                        ui += h * sU[row + jj]
+                        uf += h * sU[row + units + jj]
+                        ug += h * sU[row + 2 * units + jj]
+                        uo += h * sU[row + 3 * units + jj]
+                    (hs[t + 1, b, j], cs[t + 1, b, j], gates[t, b, j], gates[t, b, H + j],
+                     gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], tc[t, b, j]) = _lstm_point(
+                        xw[t, b, j] + ui, xw[t, b, H + j] + uf, xw[t, b, 2 * H + j] + ug,
+                        xw[t, b, 3 * H + j] + uo, cs[t, b, j])
+            grid.sync()                               # h_{t+1} complete before step t+1
+
+    @cuda.jit
+    def lstm_backward_persistent(units, U, cs, gates, tc, dys, dh_T, dc_next, da):
+        sU = cuda.shared.array(0, nbtype)           # (units, 4H): this block's rows of U
+        load_rows(U, sU, units)
+        T, B, H = tc.shape
+        j0 = cuda.blockIdx.x * units
+        grid = cuda.cg.this_grid()
+        for t in range(T - 1, -1, -1):
+            for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
+                b, jj = q // units, q % units
+                j = j0 + jj
+                if j < H:
+                    dh = dys[t, b, j]
+                    if t + 1 < T:                     # through h_{t+1} U, the step after
+                        for k in range(4 * H):
+                            dh += da[t + 1, b, k] * sU[jj * 4 * H + k]
+                    else:
+                        dh += dh_T[b, j]
+                    (da[t, b, j], da[t, b, H + j], da[t, b, 2 * H + j], da[t, b, 3 * H + j],
+                     dc_next[b, j]) = _lstm_point_backward(
+                        dh, dc_next[b, j], cs[t, b, j], gates[t, b, j], gates[t, b, H + j],
+                        gates[t, b, 2 * H + j], gates[t, b, 3 * H + j], tc[t, b, j])
+            grid.sync()                               # da[t] complete before step t-1
+
+    return lstm_forward_persistent, lstm_backward_persistent
+
 def forward(p, x, state0, training=True):
     h0, c0 = state0
     T, B, I = x.shape
@@ -71,9 +136,16 @@ def forward(p, x, state0, training=True):
     cs[0].copy_to_device(c0)
     gates = empty((T, B, 4 * H), x.dtype)             # [i | f | g | o] after their nonlinearities
     tc = empty((T, B, H), x.dtype)                    # tanh(c')
-    grid, threads = grid_rows(B, H)
-    for t in range(T):
-        lstm_forward_step[grid, threads](t, xw, p["U"], hs, cs, gates, tc)
+    args = (xw, p["U"], hs, cs, gates, tc)
+    persistent = persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, 4,
+                                   x.dtype.itemsize)
+    if persistent:
+        launch, units = persistent
+        launch(units, *args)
+    else:
+        grid, threads = grid_rows(B, H)
+        for t in range(T):
+            lstm_forward_step[grid, threads](t, *args)
     cache = {"x": x, "hs": hs, "cs": cs, "gates": gates, "tc": tc}
     return copy(hs[1:]), (copy(hs[T]), copy(cs[T])), cache
 
@@ -82,17 +154,24 @@ def backward(p, cache, dys, dstate):
     x, hs, cs, gates, tc = (cache[k] for k in ("x", "hs", "cs", "gates", "tc"))
     T, B, H = tc.shape
     I = x.shape[2]
-    UT = p["U"].T
     da = empty((T, B, 4 * H), x.dtype)                # dL/d(x W + h U + b): [dai|daf|dag|dao]
     dc_next = copy(dstate[1])
-    grid, threads = grid_rows(B, H)
-    for t in range(T - 1, -1, -1):
-        lstm_backward_step[grid, threads](t, UT, cs, gates, tc, dys, dstate[0], dc_next, da)
+    args = (cs, gates, tc, dys, dstate[0], dc_next, da)
+    kernel = _persistent_kernels(x.dtype)[1]
+    persistent = persistent_launch(kernel, (p["U"], *args), B, H, 4, x.dtype.itemsize)
+    if persistent:
+        launch, units = persistent
+        launch(units, p["U"], *args)
+    else:
+        UT = p["U"].T                                 # a copy: its columns j are read together
+        grid, threads = grid_rows(B, H)
+        for t in range(T - 1, -1, -1):
+            lstm_backward_step[grid, threads](t, UT, *args)
     dA = da.reshape(T * B, 4 * H)
     grads = {"W": gemm(x.reshape(T * B, I), dA, ta=True),
              "U": gemm(hs[:T].reshape(T * B, H), dA, ta=True),
              "b": colsum(dA)}
-    dh0 = gemm(da[0], UT)                             # through h_0 U
+    dh0 = gemm(da[0], p["U"], tb=True)                # through h_0 U
     return gemm(dA, p["W"], tb=True).reshape(T, B, I), (dh0, dc_next), grads
 
 
