@@ -11,6 +11,10 @@ recurrent product with the pointwise math:
   the last step), then ``rnn_point_backward`` from the saved output ``h_{t+1}``;
 - after the loop, ``dh0``, ``dW``, ``dU``, ``db`` and ``dx`` as single GEMMs and column sums.
 
+Where it fits, the loop is instead one *persistent* launch each way (``_persistent_kernels``):
+the blocks keep their slices of ``U`` in shared memory for all T steps and wait for each other
+at a grid-wide barrier between steps (``_blas.persistent_launch``; docs/cuda.md).
+
 The parameters and every activation stay on the device from the first step to the last.
 """
 

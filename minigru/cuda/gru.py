@@ -15,7 +15,8 @@ recurrent product with the pointwise math:
 
 Where it fits, the gru's loop is instead one *persistent* launch each way: the blocks keep their
 slices of ``U`` in shared memory for all T steps and wait for each other at a grid-wide barrier
-between steps (``_persistent_kernels``; docs/cuda.md has the design and its expected cost).
+between steps (``_persistent_kernels``, ``_blas.persistent_launch``; docs/cuda.md has the
+design and its expected cost).
 
 gru_v3, gru1..gru3 (reset before the product) need the whole row ``r_t ⊙ h_t`` before
 ``(r_t ⊙ h_t) U_n``, so each step is two launches, with the same loop structure otherwise:
