@@ -239,3 +239,20 @@ def persistent_launch(kernel, args, B, H, G, itemsize):
                                                              shared):
         return None
     return kernel[nblocks, threads, 0, shared], units
+
+
+def time_loop(persistent_kernel, persistent_args, step_kernel, step_args, steps, B, H, G):
+    """Run a time loop: one launch of ``persistent_kernel(units, *persistent_args)`` where it
+    fits (``persistent_launch``), else ``step_kernel(t, *step_args())`` for each t of ``steps``.
+    ``step_args`` is a function, so that what only the per-step kernels read (the backward's
+    copy of Uᵀ) is made only when they run."""
+    itemsize = persistent_args[-1].dtype.itemsize      # every loop's last array is an activation
+    fits = persistent_launch(persistent_kernel, persistent_args, B, H, G, itemsize)
+    if fits:
+        launch, units = fits
+        launch(units, *persistent_args)
+        return
+    args = step_args()
+    grid, threads = grid_rows(B, H)
+    for t in steps:
+        step_kernel[grid, threads](t, *args)

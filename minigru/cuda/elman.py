@@ -24,8 +24,7 @@ import numpy as np
 from numba import cuda, from_dtype
 
 from ..numba.elman import rnn_point, rnn_point_backward
-from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows,
-                    persistent_launch)
+from ._blas import colsum, copy, empty, gemm, load_columns, load_rows, time_loop
 from ._math import ZERO, device_function
 
 _rnn_point = device_function(rnn_point)
@@ -114,15 +113,8 @@ def forward(p, x, h0, training=True):
     hs = empty((T + 1, B, H), x.dtype)
     hs[0].copy_to_device(h0)
     args = (xw, p["U"], hs)
-    persistent = persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, 1,
-                                   x.dtype.itemsize)
-    if persistent:
-        launch, units = persistent
-        launch(units, *args)
-    else:
-        grid, threads = grid_rows(B, H)
-        for t in range(T):
-            rnn_forward_step[grid, threads](t, *args)
+    time_loop(_persistent_kernels(x.dtype)[0], args, rnn_forward_step, lambda: args, range(T),
+              B, H, 1)
     return copy(hs[1:]), copy(hs[T]), {"x": x, "hs": hs}
 
 
@@ -132,16 +124,9 @@ def backward(p, cache, dys, dh_T):
     I = x.shape[2]
     da = empty((T, B, H), x.dtype)                    # dL/d(x W + h U + b)
     args = (hs, dys, dh_T, da)
-    kernel = _persistent_kernels(x.dtype)[1]
-    persistent = persistent_launch(kernel, (p["U"], *args), B, H, 1, x.dtype.itemsize)
-    if persistent:
-        launch, units = persistent
-        launch(units, p["U"], *args)
-    else:
-        UT = p["U"].T                                 # a copy: its columns j are read together
-        grid, threads = grid_rows(B, H)
-        for t in range(T - 1, -1, -1):
-            rnn_backward_step[grid, threads](t, UT, *args)
+    # the per-step kernels read a copy of Uᵀ, whose columns j are read together
+    time_loop(_persistent_kernels(x.dtype)[1], (p["U"], *args), rnn_backward_step,
+              lambda: (p["U"].T, *args), range(T - 1, -1, -1), B, H, 1)
     dA = da.reshape(T * B, H)
     grads = {"W": gemm(x.reshape(T * B, I), dA, ta=True),
              "U": gemm(hs[:T].reshape(T * B, H), dA, ta=True),

@@ -49,7 +49,7 @@ from numba import cuda, from_dtype
 from ..numba.gru import (gru_point, gru_point_backward, v3_gate_point, v3_point,
                          v3_point_backward, v3_r_backward, v3_z_backward)
 from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows,
-                    persistent_launch)
+                    time_loop)
 from ._math import ZERO, device_function
 
 # ============================================================================ gru (reset after)
@@ -153,15 +153,8 @@ def gru_forward(p, x, h0, training=True):
     hs[0].copy_to_device(h0)
     r, z, n, hn = (empty((T, B, H), x.dtype) for _ in range(4))
     args = (xw, p["U"], p["c"], hs, r, z, n, hn)
-    persistent = persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, 3,
-                                   x.dtype.itemsize)
-    if persistent:
-        launch, units = persistent
-        launch(units, *args)
-    else:
-        grid, threads = grid_rows(B, H)
-        for t in range(T):
-            gru_forward_step[grid, threads](t, *args)
+    time_loop(_persistent_kernels(x.dtype)[0], args, gru_forward_step, lambda: args, range(T),
+              B, H, 3)
     cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n, "hn": hn}
     return copy(hs[1:]), copy(hs[T]), cache
 
@@ -174,16 +167,9 @@ def gru_backward(p, cache, dys, dh_T):
     dhu = empty((T, B, 3 * H), x.dtype)
     dh = copy(dh_T)
     args = (hs, r, z, n, hn, dys, dh, dxw, dhu)
-    kernel = _persistent_kernels(x.dtype)[1]
-    persistent = persistent_launch(kernel, (p["U"], *args), B, H, 3, x.dtype.itemsize)
-    if persistent:
-        launch, units = persistent
-        launch(units, p["U"], *args)
-    else:
-        UT = p["U"].T                                 # a copy: its columns j are read together
-        grid, threads = grid_rows(B, H)
-        for t in range(T - 1, -1, -1):
-            gru_backward_step[grid, threads](t, UT, *args)
+    # the per-step kernels read a copy of Uᵀ, whose columns j are read together
+    time_loop(_persistent_kernels(x.dtype)[1], (p["U"], *args), gru_backward_step,
+              lambda: (p["U"].T, *args), range(T - 1, -1, -1), B, H, 3)
     gemm(dhu[0], p["U"], dh, accumulate=True, tb=True)   # dh0: through h_0 U
     dXW, dHU = dxw.reshape(T * B, 3 * H), dhu.reshape(T * B, 3 * H)
     grads = {

@@ -26,8 +26,7 @@ import numpy as np
 from numba import cuda, from_dtype
 
 from ..numba.lstm import lstm_point, lstm_point_backward
-from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows,
-                    persistent_launch)
+from ._blas import colsum, copy, empty, gemm, load_columns, load_rows, time_loop
 from ._math import ZERO, device_function
 
 _lstm_point = device_function(lstm_point)
@@ -141,15 +140,8 @@ def forward(p, x, state0, training=True):
     gates = empty((T, B, 4 * H), x.dtype)             # [i | f | g | o] after their nonlinearities
     tc = empty((T, B, H), x.dtype)                    # tanh(c')
     args = (xw, p["U"], hs, cs, gates, tc)
-    persistent = persistent_launch(_persistent_kernels(x.dtype)[0], args, B, H, 4,
-                                   x.dtype.itemsize)
-    if persistent:
-        launch, units = persistent
-        launch(units, *args)
-    else:
-        grid, threads = grid_rows(B, H)
-        for t in range(T):
-            lstm_forward_step[grid, threads](t, *args)
+    time_loop(_persistent_kernels(x.dtype)[0], args, lstm_forward_step, lambda: args, range(T),
+              B, H, 4)
     cache = {"x": x, "hs": hs, "cs": cs, "gates": gates, "tc": tc}
     return copy(hs[1:]), (copy(hs[T]), copy(cs[T])), cache
 
@@ -161,16 +153,9 @@ def backward(p, cache, dys, dstate):
     da = empty((T, B, 4 * H), x.dtype)                # dL/d(x W + h U + b): [dai|daf|dag|dao]
     dc_next = copy(dstate[1])
     args = (cs, gates, tc, dys, dstate[0], dc_next, da)
-    kernel = _persistent_kernels(x.dtype)[1]
-    persistent = persistent_launch(kernel, (p["U"], *args), B, H, 4, x.dtype.itemsize)
-    if persistent:
-        launch, units = persistent
-        launch(units, p["U"], *args)
-    else:
-        UT = p["U"].T                                 # a copy: its columns j are read together
-        grid, threads = grid_rows(B, H)
-        for t in range(T - 1, -1, -1):
-            lstm_backward_step[grid, threads](t, UT, *args)
+    # the per-step kernels read a copy of Uᵀ, whose columns j are read together
+    time_loop(_persistent_kernels(x.dtype)[1], (p["U"], *args), lstm_backward_step,
+              lambda: (p["U"].T, *args), range(T - 1, -1, -1), B, H, 4)
     dA = da.reshape(T * B, 4 * H)
     grads = {"W": gemm(x.reshape(T * B, I), dA, ta=True),
              "U": gemm(hs[:T].reshape(T * B, H), dA, ta=True),
