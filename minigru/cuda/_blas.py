@@ -1,4 +1,6 @@
-"""The products before and after the time loop, and small helpers, on the GPU.
+"""What the family modules share on the GPU: the products before and after the time loop,
+the host/device helpers, the launch shapes, a block's row reduction (``block_sum``), and the
+persistent kernels' machinery (``time_loop``: one launch for the whole loop where it fits).
 
 ``gemm`` is the tiled shared-memory matrix product: each block of TILE×TILE threads computes one
 TILE×TILE block of the output, stepping along the inner dimension one TILE-wide slab at a time;
