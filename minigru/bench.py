@@ -3,7 +3,8 @@
 How (BENCH.md): every figure is a ratio measured in one process, the two sides alternating
 (blocks of calls, A B A B ...), the median of each side's times; ratio = other side's time /
 minigru's, so > 1 means minigru is faster. Both sides get the same data, dtype (float32) and
-thread count.
+thread count. Each row of the tables is measured in a fresh process (``in_fresh_process``), so
+that no row depends on what the rows before it allocated.
 
 Workloads
     training step   forward over the sequence, then backward giving dx, dstate0 and every
@@ -202,6 +203,62 @@ def cold_compile_seconds(variant, backend):
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def vs_torch_row(variant, backend, size, repeats, block):
+    """minigru against PyTorch at one size: training step and forward, times and ratios."""
+    import torch
+    torch.set_num_threads(threads())
+    ts, tf = torch_workloads(variant, size)
+    ms, mf = minigru_workloads(variant, backend, size)
+    train = alternate({"torch": ts, "minigru": ms}, repeats, block)
+    fwd = alternate({"torch": tf, "minigru": mf}, repeats, block)
+    return {"variant": variant, "size": size,
+            "torch_train_ms": train["torch"] * 1e3, "train_ms": train["minigru"] * 1e3,
+            "train_ratio": train["torch"] / train["minigru"],
+            "torch_forward_ms": fwd["torch"] * 1e3, "forward_ms": fwd["minigru"] * 1e3,
+            "forward_ratio": fwd["torch"] / fwd["minigru"]}
+
+
+def streaming_row(variant, backend, vs_torch, repeats, block, simulated):
+    if vs_torch:
+        import torch
+        torch.set_num_threads(threads())
+    s = (streaming(variant, backend, vs_torch, repeats, 2, (3, 8), block) if simulated
+         else streaming(variant, backend, vs_torch, repeats))
+    row = {"variant": variant, "step_us": s["minigru"] * 1e6}
+    if "torch" in s:
+        row.update(torch_step_us=s["torch"] * 1e6, ratio=s["torch"] / s["minigru"])
+    return row
+
+
+def vs_numpy_row(variant, backend, size, repeats, block):
+    """A backend's training step against the NumPy reference's at one size."""
+    rs, _ = minigru_workloads(variant, "numpy", size)
+    ms, _ = minigru_workloads(variant, backend, size)
+    t = alternate({"numpy": rs, "minigru": ms}, repeats, block)
+    return {"variant": variant, "size": size, "numpy_train_ms": t["numpy"] * 1e3,
+            "train_ms": t["minigru"] * 1e3, "ratio": t["numpy"] / t["minigru"]}
+
+
+def in_fresh_process(measure, **kwargs):
+    """``measure(**kwargs)`` (a function of this module) run in a new Python process.
+
+    Every row of the benchmark is measured in a process of its own, as a user's script would
+    run it. In one long process the figures depend on what ran before: glibc's malloc adapts
+    its thresholds to the sizes a process has allocated and freed, and after the ``tiny``
+    workloads the ``medium`` ones got their big arrays as fresh pages from the kernel on every
+    call. Measured on this project's machine: the ``gru`` medium training step 19.7 ms in a
+    fresh process, 28.9 ms after the tiny ones (the NumPy reference 36 -> 45 ms: the same
+    added cost on both sides, which pulled their ratio from 1.85 to 1.5)."""
+    code = ("import json, sys; from minigru import bench; "
+            "print(json.dumps(getattr(bench, sys.argv[1])(**json.loads(sys.argv[2]))))")
+    done = subprocess.run([sys.executable, "-c", code, measure.__name__, json.dumps(kwargs)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench: measuring {measure.__name__}({kwargs}) failed:\n"
+                           f"{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=False, out=None):
     """Measure; print a table (to ``out``) and return every figure as a dict."""
     out = out or sys.stdout
@@ -216,7 +273,6 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     if vs_torch:
         try:
             import torch
-            torch.set_num_threads(result["threads"])
             result["torch"] = torch.__version__
         except ImportError:
             print("PyTorch is not installed: comparing with the NumPy reference only", file=out)
@@ -232,18 +288,11 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
               f"{'torch fwd':>10} {'ours':>10} {'ratio':>6}", file=out)
         for variant in [v for v in variants if v in TORCH_VARIANTS]:
             for size in sizes:
-                ts, tf = torch_workloads(variant, size)
-                ms, mf = minigru_workloads(variant, backend, size)
-                train = alternate({"torch": ts, "minigru": ms}, repeats, block)
-                fwd = alternate({"torch": tf, "minigru": mf}, repeats, block)
-                row = {"variant": variant, "size": size,
-                       "torch_train_ms": train["torch"] * 1e3, "train_ms": train["minigru"] * 1e3,
-                       "train_ratio": train["torch"] / train["minigru"],
-                       "torch_forward_ms": fwd["torch"] * 1e3, "forward_ms": fwd["minigru"] * 1e3,
-                       "forward_ratio": fwd["torch"] / fwd["minigru"]}
+                row = in_fresh_process(vs_torch_row, variant=variant, backend=backend,
+                                       size=size, repeats=repeats, block=block)
                 if size == "large" and backend != "cuda":       # a CPU GEMM peak
                     row["train_gemm_efficiency"] = (flop_equivalent(variant, size, True)
-                                                    / train["minigru"] / 1e9
+                                                    / (row["train_ms"] / 1e3) / 1e9
                                                     / result["gemm_peak_gflops"])
                 rows.append(row)
                 print(f"{variant:<7} {size:<7} {row['torch_train_ms']:>10.2f}ms "
@@ -257,11 +306,9 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     print(f"\n{'variant':<7} {'streaming step':>15} {'torch cell':>11} {'ratio':>6}", file=out)
     stream_rows = []
     for variant in variants:
-        s = (streaming(variant, backend, torch is not None, repeats, 2, (3, 8), block)
-             if simulated else streaming(variant, backend, torch is not None, repeats))
-        row = {"variant": variant, "step_us": s["minigru"] * 1e6}
-        if "torch" in s:
-            row.update(torch_step_us=s["torch"] * 1e6, ratio=s["torch"] / s["minigru"])
+        row = in_fresh_process(streaming_row, variant=variant, backend=backend,
+                               vs_torch=torch is not None and variant in TORCH_VARIANTS,
+                               repeats=repeats, block=block, simulated=simulated)
         stream_rows.append(row)
         print(f"{variant:<7} {row['step_us']:>13.2f}us "
               + (f"{row['torch_step_us']:>9.2f}us {row['ratio']:>6.2f}" if "ratio" in row else ""),
@@ -273,11 +320,8 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
         ref_rows = []
         for variant in variants:
             for size in ("simulator",) if simulated else ("tiny",) if quick else ("tiny", "medium"):
-                rs, _ = minigru_workloads(variant, "numpy", size)
-                ms, _ = minigru_workloads(variant, backend, size)
-                t = alternate({"numpy": rs, "minigru": ms}, repeats, block)
-                row = {"variant": variant, "size": size, "numpy_train_ms": t["numpy"] * 1e3,
-                       "train_ms": t["minigru"] * 1e3, "ratio": t["numpy"] / t["minigru"]}
+                row = in_fresh_process(vs_numpy_row, variant=variant, backend=backend,
+                                       size=size, repeats=repeats, block=block)
                 ref_rows.append(row)
                 print(f"{variant:<7} {size:<7} {row['numpy_train_ms']:>9.2f}ms "
                       f"{row['train_ms']:>8.2f}ms {row['ratio']:>7.2f}", file=out)
