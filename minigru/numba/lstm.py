@@ -50,10 +50,15 @@ def forward_loop(xw, U, hs, cs, gates, tc):
                     xw[t, b, j] + a[b, j], xw[t, b, H + j] + a[b, H + j],
                     xw[t, b, 2 * H + j] + a[b, 2 * H + j], xw[t, b, 3 * H + j] + a[b, 3 * H + j],
                     cs[t, b, j])
-            hs[t + 1, b] = out[0]
-            cs[t + 1, b] = out[1]
-            gates[t, b] = out[2:6].reshape(G)         # [i | f | g | o]
-            tc[t, b] = out[6]
+            # copied out in loops: a slice assignment per row cost more than the row's math at
+            # tiny (measured: forward 209 -> 148 µs, backward 240 -> 190 µs)
+            for j in range(H):
+                hs[t + 1, b, j] = out[0, j]
+                cs[t + 1, b, j] = out[1, j]
+                tc[t, b, j] = out[6, j]
+            for k in range(4):
+                for j in range(H):
+                    gates[t, b, k * H + j] = out[2 + k, j]  # [i | f | g | o]
 
 
 @kernel
@@ -68,9 +73,12 @@ def backward_loop(UT, cs, gates, tc, dys, dh_next, dc_next, da):
                     dys[t, b, j] + dh_next[b, j], dc_next[b, j], cs[t, b, j], gates[t, b, j],
                     gates[t, b, H + j], gates[t, b, 2 * H + j], gates[t, b, 3 * H + j],
                     tc[t, b, j])
-            da[t, b] = out[:4].reshape(G)
-            dc_next[b] = out[4]
-            dh_next[b] = 0
+            for k in range(4):
+                for j in range(H):
+                    da[t, b, k * H + j] = out[k, j]
+            for j in range(H):
+                dc_next[b, j] = out[4, j]
+                dh_next[b, j] = 0
         matmul_acc(da[t], UT, dh_next)                # through h U
 
 
