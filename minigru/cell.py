@@ -14,9 +14,12 @@ ligru's training mode, whose batch statistics mix rows). Checking would cost a p
 on the hot path; the training loop checks the loss instead.
 """
 
+import operator
+
 import numpy as np
 
 from . import _check
+from ._aligned import aligned_copy
 from .cells import BACKENDS, get_variant
 
 
@@ -46,6 +49,7 @@ class Cell:
             self._rng = np.random.default_rng()
         self.buffers = None
         self._checked = None
+        self._step_seen = None                        # what the last checked step was given
         self._set_options(options)
 
     @property
@@ -106,7 +110,8 @@ class Cell:
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         self._set_options(options)
         opts = self._init_opts({})
-        p = self.variant.init(input_size, hidden_size, rng, dtype, **opts)
+        p = {k: aligned_copy(v) for k, v in
+             self.variant.init(input_size, hidden_size, rng, dtype, **opts).items()}
         if self.variant.init_buffers is not None:
             self.buffers = self.variant.init_buffers(p)
         return p
@@ -240,6 +245,14 @@ class Cell:
 
     def step(self, p, x_t, state=None, *, buffers=None):
         """y (B, O), new state = one step of inference (evaluation mode, no cache)."""
+        # The streaming path calls this once per time step, with the same p and arrays of the
+        # same shapes each time: those calls are recognised in a few comparisons of identity,
+        # type and shape (measured: 0.35 µs, where the full checks below take 1.1 µs).
+        seen = self._step_seen
+        if (seen is not None and p is seen[0] and all(map(operator.is_, p.values(), seen[1]))
+                and _same_kind(x_t, seen[2], seen[3]) and _same_kind(state, seen[2], seen[4])
+                and buffers is None):
+            return self._fns.step(p, x_t, state)
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
         _check.array("x_t", x_t, (None, I), dtype, "(B, I)", self._is_device)
@@ -249,4 +262,17 @@ class Cell:
         else:
             state = self._check_state("state", state, B, H, dtype)
         kw = self._run_kwargs(p, dtype, False, buffers, None)
+        if not kw:                                    # rru and ligru take options: never fast
+            self._step_seen = (p, tuple(p.values()), dtype, x_t.shape,
+                               tuple(s.shape for s in state) if isinstance(state, tuple)
+                               else state.shape)
         return self._fns.step(p, x_t, state, **kw)
+
+
+def _same_kind(a, dtype, shape):
+    """Whether ``a`` is a NumPy array (or a tuple of them) of this dtype and shape (shapes)."""
+    if type(a) is np.ndarray:
+        return a.dtype is dtype and a.shape == shape
+    return (type(a) is tuple and len(a) == len(shape)
+            and all(type(s) is np.ndarray and s.dtype is dtype and s.shape == shape_i
+                    for s, shape_i in zip(a, shape)))

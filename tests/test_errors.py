@@ -205,6 +205,45 @@ def test_a_checked_dict_is_checked_again_when_an_array_is_replaced():
         cell.step(p, np.zeros((B, I)))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("variant", ["gru", "lstm"])
+def test_a_streaming_step_is_checked_again_when_anything_changes(variant, backend):
+    """Step after step with the same p and shapes skips the full checks (the streaming path);
+    any change of an array, a shape or a dtype goes through them again."""
+    cell = mg.cell(variant, backend=backend)
+    p = cell.init(I, H, rng=np.random.default_rng(0))
+    x_t = np.zeros((B, I))
+    _, state = cell.step(p, x_t, None)
+    _, state = cell.step(p, x_t, state)               # now remembered
+    h = state[0] if variant == "lstm" else state
+
+    def with_h(new_h):
+        return (new_h, state[1]) if variant == "lstm" else new_h
+    state_name = "state\\[0\\]" if variant == "lstm" else "state"
+    with pytest.raises(TypeError, match=r"x_t has dtype float32 but the parameters are float64"):
+        cell.step(p, x_t.astype(np.float32), state)
+    with pytest.raises(ValueError, match=r"x_t must have shape \(B, I\) = \(\?, 3\), got \(2, 4\)"):
+        cell.step(p, np.zeros((B, I + 1)), state)
+    with pytest.raises(ValueError, match=rf"{state_name} must have shape \(B, H\) = \(3, 5\), "
+                                         r"got \(2, 5\)"):
+        cell.step(p, np.zeros((B + 1, I)), state)
+    with pytest.raises(TypeError, match=rf"{state_name} has dtype float32"):
+        cell.step(p, x_t, with_h(h.astype(np.float32)))
+    with pytest.raises(TypeError, match=rf"{state_name} must be a numpy.ndarray, got list"):
+        cell.step(p, x_t, with_h(h.tolist()))
+    key = "U"
+    p[key] = np.zeros((H, p[key].shape[1] + 1))
+    with pytest.raises(ValueError, match=r"p\['[WU]'\] must have shape"):
+        cell.step(p, x_t, state)
+
+
+def test_init_aligns_parameters_for_the_compiled_loops():
+    p = mg.cell("gru").init(I, H, rng=np.random.default_rng(0), dtype=np.float32)
+    for k, a in p.items():
+        assert a.ctypes.data % 64 == 0, k
+        assert a.flags.c_contiguous and a.flags.writeable, k
+
+
 @pytest.mark.skipif(cuda_runs_here(), reason="a GPU or the simulator is here: cuda works")
 def test_cuda_without_a_gpu_says_how_to_use_the_simulator():
     with pytest.raises(RuntimeError) as e:
