@@ -92,3 +92,11 @@ def input_projection(x, W, b):
     y = x.reshape(T * B, I) @ W
     y += b
     return y.reshape(T, B, W.shape[1])
+
+
+def column_sums(a):
+    """The sum of ``a`` over every axis but the last (a bias gradient over all steps and rows),
+    as one BLAS product ``ones @ a``: NumPy adds the rows one after another (measured, 800 × 96
+    float32: 13.6 µs against 3.7 µs; 6400 × 384: 202 µs against 64 µs)."""
+    rows = a.reshape(-1, a.shape[-1])
+    return np.ones(rows.shape[0], a.dtype) @ rows

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._blas import input_projection
+from ._blas import column_sums, input_projection
 from ._math import ONE, kernel, matmul, matmul_acc, pointwise, tanh
 
 
@@ -59,7 +59,7 @@ def backward(p, cache, dys, dh_T):
     backward_loop(np.ascontiguousarray(p["U"].T), hs, np.ascontiguousarray(dys), dh_next, da)
     dA = da.reshape(T * B, H)
     grads = {"W": x.reshape(T * B, I).T @ dA, "U": hs[:-1].reshape(T * B, H).T @ dA,
-             "b": dA.sum(axis=0)}
+             "b": column_sums(dA)}
     return (dA @ p["W"].T).reshape(T, B, I), dh_next, grads
 
 

@@ -12,7 +12,7 @@ this file compiles it for the CPU, the CUDA backend compiles the same functions 
 import numpy as np
 
 from ..cells import _gated
-from ._blas import input_projection
+from ._blas import column_sums, input_projection
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 # ============================================================================ gru (reset after)
@@ -108,8 +108,8 @@ def gru_backward(p, cache, dys, dh_T):
     grads = {
         "W": x.reshape(T * B, I).T @ dXW,
         "U": hs[:-1].reshape(T * B, H).T @ dHU,
-        "b": dXW.sum(axis=0),
-        "c": dHU[:, 2 * H:].sum(axis=0),
+        "b": column_sums(dXW),
+        "c": column_sums(dHU[:, 2 * H:]),
     }
     return (dXW @ W.T).reshape(T, B, I), dh_next, grads
 
@@ -251,7 +251,7 @@ def v3_backward(p, cache, dys, dh_T):
     g = {
         "W": (X.T @ dA_g if Wg is not None else None, X.T @ dA_n),
         "U": (Hp.T @ dA_g if Ug is not None else None, (r * hs[:-1]).reshape(T * B, H).T @ dA_n),
-        "b": (dA_g.sum(axis=0) if bg is not None else None, dA_n.sum(axis=0)),
+        "b": (column_sums(dA_g) if bg is not None else None, column_sums(dA_n)),
     }
     dx = dA_n @ Wn.T
     if Wg is not None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..cells._math import normalize, normalize_backward
 from ..cells.ligru import EPS, _normalize_running, _update_running, require_batch_statistics
+from ._blas import column_sums
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, relu, sigmoid
 
 
@@ -106,8 +107,8 @@ def backward(p, cache, dys, dh_T):
     grads = {
         "W": x.reshape(T * B, I).T @ dv,
         "U": hs[:-1].reshape(T * B, H).T @ dA,
-        "gamma": (dA * vhat).sum(axis=0),
-        "beta": dA.sum(axis=0),
+        "gamma": column_sums(dA * vhat),
+        "beta": column_sums(dA),
     }
     return (dv @ W.T).reshape(T, B, I), dh_next, grads
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..cells._math import normalize, normalize_backward
 from ..cells.lngru import EPS
+from ._blas import column_sums
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, row_kernel
 from .gru import _gru_point, _gru_point_backward
 
@@ -131,10 +132,10 @@ def lngru_backward(p, cache, dys, dh_T):
     grads = {
         "W": x.reshape(T * B, I).T @ dXW,
         "U": hs[:-1].reshape(T * B, H).T @ dhu.reshape(T * B, 3 * H),
-        "g_x": (da * ahat).sum(axis=(0, 1)),
-        "g_h": (du * uhat).sum(axis=(0, 1)),
-        "b": da.sum(axis=(0, 1)),
-        "c": du.sum(axis=(0, 1)),
+        "g_x": column_sums(da * ahat),
+        "g_h": column_sums(du * uhat),
+        "b": column_sums(da),
+        "c": column_sums(du),
     }
     return (dXW @ W.T).reshape(T, B, I), dh_next, grads
 

@@ -8,7 +8,7 @@ vectorises (measured: the medium forward's pointwise part 14.0 ms -> 1.9 ms).
 
 import numpy as np
 
-from ._blas import input_projection
+from ._blas import column_sums, input_projection
 from ._math import ONE, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 
@@ -106,7 +106,7 @@ def backward(p, cache, dys, dstate):
                   dh_next, dc_next, da)
     dA = da.reshape(T * B, 4 * H)
     grads = {"W": x.reshape(T * B, I).T @ dA, "U": hs[:-1].reshape(T * B, H).T @ dA,
-             "b": dA.sum(axis=0)}
+             "b": column_sums(dA)}
     return (dA @ p["W"].T).reshape(T, B, I), (dh_next, dc_next), grads
 
 

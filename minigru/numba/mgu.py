@@ -16,7 +16,7 @@ for the CPU here and the GPU in the CUDA backend.
 import numpy as np
 
 from ..cells import _gated
-from ._blas import input_projection
+from ._blas import column_sums, input_projection
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
 
 
@@ -127,7 +127,7 @@ def mgu_backward(p, cache, dys, dh_T):
     g = {
         "W": (X.T @ dA_f if Wf is not None else None, X.T @ dA_n),
         "U": (Hp.T @ dA_f if Uf is not None else None, (f * hs[:-1]).reshape(T * B, H).T @ dA_n),
-        "b": (dA_f.sum(axis=0) if bf is not None else None, dA_n.sum(axis=0)),
+        "b": (column_sums(dA_f) if bf is not None else None, column_sums(dA_n)),
     }
     dx = dA_n @ Wn.T
     if Wf is not None:

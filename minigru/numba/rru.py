@@ -16,7 +16,7 @@ import numpy as np
 
 from ..cells._math import sigmoid as np_sigmoid
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
-from ._blas import input_projection
+from ._blas import column_sums, input_projection
 from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, relu, row_kernel, sigmoid
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
@@ -173,11 +173,11 @@ def rru_backward(p, cache, dys, dh_T):
     dPre = dpre.reshape(T * B, M)
     grads = {
         "J": U.T @ dPre,
-        "j": dPre.sum(axis=0),
+        "j": column_sums(dPre),
         "V": D.reshape(T * B, M).T @ dco.reshape(T * B, -1),
-        "v": dco.sum(axis=(0, 1)),
-        "s": (dh_all * hs[:-1]).sum(axis=(0, 1)) * g * (1 - g) * S_SCALE,  # through σ(10 s)
-        "Z": (dh_all * c).sum(axis=(0, 1)),
+        "v": column_sums(dco),
+        "s": column_sums(dh_all * hs[:-1]) * g * (1 - g) * S_SCALE,  # through σ(10 s)
+        "Z": column_sums(dh_all * c),
     }
     return (dPre @ J[:I].T).reshape(T, B, I), dh_next, grads
 
