@@ -209,3 +209,45 @@ def matmul(A, B, out):
         return
     out[:] = 0
     matmul_acc(A, B, out)
+
+
+# ------------------------------------------------------------------ products outside the loop
+
+# Below this many inputs per row, ``x W`` goes through a compiled loop: NumPy's ``@`` with one
+# input per row is an outer product it computes slowly (measured, 1000 × 1 @ 1 × 192 float32, the
+# ``stream`` size: 228 µs against 19 µs for the loop); from 4 inputs on the two are even, and from
+# 16 on the library wins.
+PROJECTION_LOOP_MAX_INPUTS = 2
+
+
+@kernel
+def _project_rows(X, W, b, out):
+    """out = X @ W + b, row by row (for few columns of X)."""
+    n = W.shape[1]
+    for i in range(X.shape[0]):
+        for j in range(n):
+            out[i, j] = b[j]
+        _row_acc(X, W, out, i)
+
+
+def input_projection(x, W, b):
+    """``x @ W + b`` for every step at once: x (T, B, I) -> (T, B, k). The bias is added in
+    place: ``x @ W + b`` would make a second (T·B, k) array, whose fresh pages cost more than
+    the addition (measured at medium, 6400 × 384: 5.7 ms against 1.9 ms)."""
+    T, B, I = x.shape
+    X = x.reshape(T * B, I)
+    if I <= PROJECTION_LOOP_MAX_INPUTS:
+        y = np.empty((T * B, W.shape[1]), x.dtype)
+        _project_rows(np.ascontiguousarray(X), np.ascontiguousarray(W), b, y)
+    else:
+        y = X @ W
+        y += b
+    return y.reshape(T, B, W.shape[1])
+
+
+def column_sums(a):
+    """The sum of ``a`` over every axis but the last (a bias gradient over all steps and rows),
+    as one BLAS product ``ones @ a``: NumPy adds the rows one after another (measured, 800 × 96
+    float32: 13.6 µs against 3.7 µs; 6400 × 384: 202 µs against 64 µs)."""
+    rows = a.reshape(-1, a.shape[-1])
+    return np.ones(rows.shape[0], a.dtype) @ rows

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from ._blas import column_sums, input_projection
-from ._math import ONE, kernel, matmul, matmul_acc, pointwise, tanh
+from ._math import ONE, column_sums, input_projection, kernel, matmul, matmul_acc, pointwise, tanh
 
 
 def rnn_point(a):

@@ -12,8 +12,8 @@ this file compiles it for the CPU, the CUDA backend compiles the same functions 
 import numpy as np
 
 from ..cells import _gated
-from ._blas import column_sums, input_projection
-from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
+from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
+                    pointwise, sigmoid, tanh)
 
 # ============================================================================ gru (reset after)
 

@@ -18,8 +18,7 @@ import numpy as np
 
 from ..cells._math import normalize, normalize_backward
 from ..cells.ligru import EPS, _normalize_running, _update_running, require_batch_statistics
-from ._blas import column_sums
-from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, relu, sigmoid
+from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, pointwise, relu, sigmoid
 
 
 def ligru_point(az, an, h):

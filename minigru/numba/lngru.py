@@ -16,8 +16,7 @@ import numpy as np
 
 from ..cells._math import normalize, normalize_backward
 from ..cells.lngru import EPS
-from ._blas import column_sums
-from ._math import ONE, ZERO, kernel, matmul, matmul_acc, row_kernel
+from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, row_kernel
 from .gru import _gru_point, _gru_point_backward
 
 

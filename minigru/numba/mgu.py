@@ -16,8 +16,8 @@ for the CPU here and the GPU in the CUDA backend.
 import numpy as np
 
 from ..cells import _gated
-from ._blas import column_sums, input_projection
-from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, sigmoid, tanh
+from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
+                    pointwise, sigmoid, tanh)
 
 
 def mgu_gate_point(af):

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..cells._math import sigmoid as np_sigmoid
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
-from ._blas import column_sums, input_projection
-from ._math import ONE, ZERO, kernel, matmul, matmul_acc, pointwise, relu, row_kernel, sigmoid
+from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
+                    pointwise, relu, row_kernel, sigmoid)
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
 
