@@ -1,7 +1,7 @@
 """lngru compiled with Numba: a checked copy of ``minigru/cells/lngru.py`` (same cache).
 
-The layer norm of ``x W`` covers every step at once, so it stays in NumPy before the loop (the
-reference's own ``normalize``), and its backward after the reverse loop (``normalize_backward``).
+The layer norm of ``x W`` covers every step at once: one compiled pass over all T·B rows before
+the loop (``layer_norm_rows``), and its backward after the reverse loop.
 Inside the compiled loop: ``h U``, its layer norm over the 3H features of each row, and the gates,
 which are ``gru``'s with ``u = LN(h U; g_h) + c`` for the recurrent terms: the per-element math is
 ``gru_point`` / ``gru_point_backward`` from ``gru.py``, the bias ``c_n`` passed as their ``c``.
@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 
-from ..cells._math import normalize, normalize_backward
 from ..cells.lngru import EPS
 from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, row_kernel
 from .gru import _gru_point, _gru_point_backward
@@ -56,6 +55,29 @@ def _layer_norm_row_backward(dvhat, vhat, inv_std, dv):
 
 
 @kernel
+def layer_norm_rows(v, g, b, eps, vhat, inv_std, a):
+    """a = g ⊙ LN(v) + b for every row of v (T, B, G) at once; fills vhat and inv_std too."""
+    T, B, G = v.shape
+    for t in range(T):
+        for i in range(B):
+            inv_std[t, i, 0] = _layer_norm_row(v[t, i], vhat[t, i], eps)
+            for k in range(G):
+                a[t, i, k] = g[k] * vhat[t, i, k] + b[k]
+
+
+@kernel
+def layer_norm_rows_backward(da, g, vhat, inv_std, dv):
+    """dv = dL/dv for every row, from da = dL/da of ``layer_norm_rows``."""
+    T, B, G = da.shape
+    dvhat = np.empty(G, da.dtype)                     # dL/dvhat, one row
+    for t in range(T):
+        for i in range(B):
+            for k in range(G):
+                dvhat[k] = da[t, i, k] * g[k]
+            _layer_norm_row_backward(dvhat, vhat[t, i], inv_std[t, i, 0], dv[t, i])
+
+
+@kernel
 def lngru_forward_loop(a, U, g_h, c, eps, hs, uhat, u_inv_std, r, z, n):
     """a (T, B, 3H) = LN(x W; g_x) + b, precomputed; fills hs[1:], uhat, u_inv_std, r, z, n."""
     T, B, G = a.shape
@@ -77,16 +99,23 @@ def lngru_forward_loop(a, U, g_h, c, eps, hs, uhat, u_inv_std, r, z, n):
 def lngru_backward_loop(UT, g_h, c, hs, uhat, u_inv_std, r, z, n, dys, dh_next, da, du, dhu):
     T, B, H = n.shape
     dvhat = np.empty(3 * H, n.dtype)                  # dL/duhat, one row
+    out = np.empty((4, H), n.dtype)                   # one row's dar, daz, dan, dun
     for t in range(T - 1, -1, -1):
         for b in range(B):
             for j in range(H):
                 un = g_h[2 * H + j] * uhat[t, b, 2 * H + j] + c[2 * H + j]  # what r multiplied
-                dar, daz, dan, dun, dh_direct = _gru_point_backward(
+                out[0, j], out[1, j], out[2, j], out[3, j], dh_next[b, j] = _gru_point_backward(
                     dys[t, b, j] + dh_next[b, j], hs[t, b, j], r[t, b, j], z[t, b, j],
                     n[t, b, j], un)
-                da[t, b, j], da[t, b, H + j], da[t, b, 2 * H + j] = dar, daz, dan
-                du[t, b, j], du[t, b, H + j], du[t, b, 2 * H + j] = dar, daz, dun
-                dh_next[b, j] = dh_direct
+            # copied out block by block (gru's backward loop says why)
+            for k in range(3):
+                for j in range(H):
+                    da[t, b, k * H + j] = out[k, j]        # [dar | daz | dan]
+            for k in range(2):
+                for j in range(H):
+                    du[t, b, k * H + j] = out[k, j]        # [dar | daz | dun]
+            for j in range(H):
+                du[t, b, 2 * H + j] = out[3, j]
             # u = g_h*uhat + c, uhat = (h U - mean) * inv_std
             for k in range(3 * H):
                 dvhat[k] = du[t, b, k] * g_h[k]
@@ -99,8 +128,9 @@ def lngru_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     xw = (x.reshape(T * B, I) @ p["W"]).reshape(T, B, 3 * H)   # one product for all steps
-    ahat, a_inv_std = normalize(xw, EPS, axis=-1)     # (T, B, 3H), (T, B, 1)
-    a = p["g_x"] * ahat + p["b"]                      # (T, B, 3H)
+    ahat, a = np.empty_like(xw), np.empty_like(xw)
+    a_inv_std = np.empty((T, B, 1), x.dtype)
+    layer_norm_rows(xw, p["g_x"], p["b"], x.dtype.type(EPS), ahat, a_inv_std, a)
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     uhat = np.empty((T, B, 3 * H), x.dtype)
@@ -126,7 +156,8 @@ def lngru_backward(p, cache, dys, dh_T):
     lngru_backward_loop(np.ascontiguousarray(U.T), p["g_h"], p["c"], hs, uhat, u_inv_std, r, z,
                         n, np.ascontiguousarray(dys), dh_next, da, du, dhu)
     # a = g_x*ahat + b, ahat = (x W - mean) * inv_std: every step at once
-    dxw = normalize_backward(da * p["g_x"], ahat, a_inv_std, axis=-1)   # (T, B, 3H)
+    dxw = np.empty_like(da)
+    layer_norm_rows_backward(da, p["g_x"], ahat, a_inv_std, dxw)
     dXW = dxw.reshape(T * B, 3 * H)
     grads = {
         "W": x.reshape(T * B, I).T @ dXW,
