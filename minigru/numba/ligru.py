@@ -1,12 +1,12 @@
 """ligru compiled with Numba: a checked copy of ``minigru/cells/ligru.py``.
 
 The same cache and the same running-statistics buffers as the reference (so either backward can
-follow either forward). The batch norm of ``x W`` over all T·B rows is not sequential: it stays
-in NumPy in the wrappers, with the reference's own helpers, before the loop (forward) and after
-it (backward). The compiled loops hold only ``h U`` and the pointwise math (the forward's takes
-BN's affine ``gamma ⊙ vhat + beta`` as it reads ``vhat``); the weight gradients and ``dx`` are
-single BLAS products after the reverse loop. The ``step`` (evaluation mode) is one kernel call,
-the running-statistics normalisation included.
+follow either forward). The batch norm of ``x W`` over all T·B rows is not sequential: it is
+compiled as passes over all rows before the loop (``batch_norm_columns``) and after the reverse
+loop (its backward, which also sums the gradients of gamma and beta). The time loops hold only
+``h U`` and the pointwise math (the forward's takes BN's affine ``gamma ⊙ vhat + beta`` as it
+reads ``vhat``); the weight gradients and ``dx`` are single BLAS products after the reverse loop.
+The ``step`` (evaluation mode) is one kernel call, the running-statistics normalisation included.
 
 The per-element math (``ligru_point``, ``ligru_point_backward``) is plain Python over scalars,
 for the CPU here and the GPU in the CUDA backend.
@@ -16,8 +16,7 @@ import math
 
 import numpy as np
 
-from ..cells._math import normalize, normalize_backward
-from ..cells.ligru import EPS, _normalize_running, _update_running, require_batch_statistics
+from ..cells.ligru import EPS, _normalize_running, require_batch_statistics
 from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, pointwise, relu, sigmoid
 
 
@@ -67,6 +66,50 @@ def backward_loop(UT, hs, z, n, dys, dh_next, dg):
         matmul_acc(dg[t], UT, dh_next)                # through h U
 
 
+@kernel
+def batch_norm_columns(v, eps, vhat, inv_std, mean, var):
+    """Training mode's batch norm of v (N, G) over its N rows, feature by feature (columns):
+    fills vhat, inv_std, and the batch's mean and unbiased variance (for the running ones)."""
+    N, G = v.shape
+    nf = v.dtype.type(N)                              # (an int would make the loops float64)
+    for k in range(G):
+        mean[k] = 0
+        var[k] = 0
+    for i in range(N):                                # row by row: the inner loops vectorise
+        for k in range(G):
+            mean[k] += v[i, k]
+    for k in range(G):
+        mean[k] /= nf
+    for i in range(N):
+        for k in range(G):
+            d = v[i, k] - mean[k]
+            var[k] += d * d                           # the sum of squares, for now
+    for k in range(G):
+        inv_std[k] = ONE / math.sqrt(var[k] / nf + eps)
+        var[k] /= nf - ONE
+    for i in range(N):
+        for k in range(G):
+            vhat[i, k] = (v[i, k] - mean[k]) * inv_std[k]
+
+
+@kernel
+def batch_norm_columns_backward(dA, gamma, vhat, inv_std, dv, dgamma, dbeta):
+    """The backward of ``gamma ⊙ vhat + beta`` with vhat from ``batch_norm_columns``: dv from
+    dA = dL/d(BN(v)), and the gradients of gamma and beta (sums over the rows)."""
+    N, G = dA.shape
+    nf = dA.dtype.type(N)
+    for k in range(G):
+        dgamma[k] = 0
+        dbeta[k] = 0
+    for i in range(N):
+        for k in range(G):
+            dgamma[k] += dA[i, k] * vhat[i, k]
+            dbeta[k] += dA[i, k]
+    for i in range(N):                                # dv = inv_std (dvhat - mean(dvhat)
+        for k in range(G):                            #      - vhat mean(dvhat vhat))
+            dv[i, k] = gamma[k] * inv_std[k] * (dA[i, k] - (dbeta[k] + vhat[i, k] * dgamma[k]) / nf)
+
+
 def forward(p, x, h0, training=True, *, momentum, buffers):
     U, gamma, beta = p["U"], p["gamma"], p["beta"]
     T, B, I = x.shape
@@ -74,10 +117,11 @@ def forward(p, x, h0, training=True, *, momentum, buffers):
     v = x.reshape(T * B, I) @ p["W"]                  # (T·B, 2H)
     if training:
         require_batch_statistics(x)
-        vhat, inv_std = normalize(v, EPS, axis=0)
-        inv_std = inv_std[0]
-        if buffers is not None:
-            _update_running(buffers, v, momentum)
+        vhat, (inv_std, mean, var) = np.empty_like(v), np.empty((3, 2 * H), x.dtype)
+        batch_norm_columns(v, x.dtype.type(EPS), vhat, inv_std, mean, var)
+        for key, batch in (("running_mean", mean), ("running_var", var)):   # PyTorch's rule
+            buffers[key] *= 1 - momentum
+            buffers[key] += momentum * batch
     else:
         vhat, inv_std = _normalize_running(v, buffers)
     hs = np.empty((T + 1, B, H), x.dtype)
@@ -98,16 +142,17 @@ def backward(p, cache, dys, dh_T):
     dh_next = np.array(dh_T, copy=True)
     backward_loop(np.ascontiguousarray(U.T), hs, z, n, np.ascontiguousarray(dys), dh_next, dg)
     dA = dg.reshape(T * B, 2 * H)
-    dvhat = dA * gamma
     if cache["training"]:
-        dv = normalize_backward(dvhat, vhat, inv_std, axis=0)
+        dv, dgamma, dbeta = np.empty_like(dA), np.empty_like(gamma), np.empty_like(gamma)
+        batch_norm_columns_backward(dA, gamma, vhat, inv_std, dv, dgamma, dbeta)
     else:
-        dv = dvhat * inv_std
+        dv = dA * gamma * inv_std
+        dgamma, dbeta = column_sums(dA * vhat), column_sums(dA)
     grads = {
         "W": x.reshape(T * B, I).T @ dv,
         "U": hs[:-1].reshape(T * B, H).T @ dA,
-        "gamma": column_sums(dA * vhat),
-        "beta": column_sums(dA),
+        "gamma": dgamma,
+        "beta": dbeta,
     }
     return (dv @ W.T).reshape(T, B, I), dh_next, grads
 
