@@ -30,6 +30,50 @@ def test_numba_equals_numpy_with_the_in_loop_blas(variant, dtype):
     check_against_reference("numba", variant, dtype, batch=BLAS_MIN_ROWS + 1)
 
 
+def _arrays(obj):
+    """Every ndarray in a nest of tuples, lists and dicts."""
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (tuple, list)):
+        return [a for o in obj for a in _arrays(o)]
+    return []
+
+
+@pytest.mark.parametrize("variant", NUMBA_VARIANTS)
+def test_nothing_returned_lives_in_the_scratch_buffers(variant):
+    """The temporaries reuse per-thread scratch memory: no output, cache entry or gradient may
+    be a view of it, or the next call would overwrite it."""
+    from minigru.numba import _scratch
+    cell = mg.cell(variant, backend="numba")
+    rng = np.random.default_rng(0)
+    p = cell.init(3, 5, rng=rng, dtype=np.float64)
+    x = rng.normal(size=(4, 2, 3))
+    ys, state, cache = cell.forward(p, x)
+    out = cell.backward(p, cache, np.ones_like(ys))
+    kept = _arrays((ys, state, cache, out))
+    copies = [a.copy() for a in kept]
+    ys2, _, cache2 = cell.forward(p, 2 * x + 1)        # the same scratch, other values
+    cell.backward(p, cache2, -ys2)
+    pool = _scratch._local.pool
+    assert pool, "the backend used no scratch buffer"
+    for a, c in zip(kept, copies):
+        np.testing.assert_array_equal(a, c)
+        assert not any(np.shares_memory(a, b) for b in pool.values())
+
+
+def test_scratch_buffers_are_reused_and_released():
+    from minigru.numba._scratch import _local, release, scratch
+    a = scratch("test", (3, 4), np.float32)
+    b = scratch("test", (2, 2), np.float64)           # smaller: the same memory
+    assert np.shares_memory(a, b) and b.shape == (2, 2) and b.dtype == np.float64
+    c = scratch("test", (10, 10), np.float64)         # larger: a new buffer, kept
+    assert not np.shares_memory(a, c) and _local.pool["test"].nbytes == 800
+    release()
+    assert "pool" not in _local.__dict__
+
+
 @pytest.mark.parametrize("real", [np.float32, np.float64])
 def test_the_fallback_gemm_is_a_gemm(real):
     """Where NumPy ships no OpenBLAS, the kernels' BLAS calls land in a compiled loop."""

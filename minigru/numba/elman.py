@@ -3,6 +3,7 @@
 import numpy as np
 
 from ._math import ONE, column_sums, input_projection, kernel, matmul, matmul_acc, pointwise, tanh
+from ._scratch import scratch
 
 
 def rnn_point(a):
@@ -42,7 +43,7 @@ def backward_loop(UT, hs, dys, dh_next, da):
 def forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = input_projection(x, p["W"], p["b"])
+    xw = input_projection(x, p["W"], p["b"], scratch("xw", (T, B, H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     forward_loop(xw, np.ascontiguousarray(p["U"]), hs)
@@ -53,7 +54,7 @@ def backward(p, cache, dys, dh_T):
     x, hs = cache["x"], cache["hs"]
     T, B, H = dys.shape
     I = x.shape[2]
-    da = np.empty((T, B, H), x.dtype)
+    da = scratch("dxw", (T, B, H), x.dtype)
     dh_next = np.array(dh_T, copy=True)
     backward_loop(np.ascontiguousarray(p["U"].T), hs, np.ascontiguousarray(dys), dh_next, da)
     dA = da.reshape(T * B, H)

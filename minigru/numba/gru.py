@@ -14,6 +14,7 @@ import numpy as np
 from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
                     pointwise, sigmoid, tanh)
+from ._scratch import scratch
 
 # ============================================================================ gru (reset after)
 
@@ -85,7 +86,7 @@ def gru_forward(p, x, h0, training=True):
     W, U, c = p["W"], p["U"], p["c"]
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = input_projection(x, W, p["b"])
+    xw = input_projection(x, W, p["b"], scratch("xw", (T, B, 3 * H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     r, z, n, hn = (np.empty((T, B, H), x.dtype) for _ in range(4))
@@ -99,8 +100,8 @@ def gru_backward(p, cache, dys, dh_T):
     x, hs, r, z, n, hn = (cache[k] for k in ("x", "hs", "r", "z", "n", "hn"))
     T, B, H = n.shape
     I = x.shape[2]
-    dxw = np.empty((T, B, 3 * H), x.dtype)
-    dhu = np.empty((T, B, 3 * H), x.dtype)
+    dxw = scratch("dxw", (T, B, 3 * H), x.dtype)
+    dhu = scratch("dhu", (T, B, 3 * H), x.dtype)
     dh_next = np.array(dh_T, copy=True)
     gru_backward_loop(np.ascontiguousarray(U.T), hs, r, z, n, hn, np.ascontiguousarray(dys),
                       dh_next, dxw, dhu)
@@ -223,7 +224,7 @@ def v3_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     ag = np.ascontiguousarray(_gated.gate_inputs(x, parts, 2 * H))
-    xn = input_projection(x, Wn, bn)
+    xn = input_projection(x, Wn, bn, scratch("xw", (T, B, H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     r, z, n = (np.empty((T, B, H), x.dtype) for _ in range(3))
@@ -239,8 +240,8 @@ def v3_backward(p, cache, dys, dh_T):
     x, hs, r, z, n = (cache[k] for k in ("x", "hs", "r", "z", "n"))
     T, B, H = n.shape
     I = x.shape[2]
-    dag = np.empty((T, B, 2 * H), x.dtype)
-    dan = np.empty((T, B, H), x.dtype)
+    dag = scratch("dxw", (T, B, 2 * H), x.dtype)
+    dan = scratch("dhu", (T, B, H), x.dtype)
     dh_next = np.array(dh_T, copy=True)
     v3_backward_loop(_dummy(x.dtype) if Ug is None else np.ascontiguousarray(Ug.T),
                      Ug is not None, np.ascontiguousarray(Un.T), hs, r, z, n,

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..cells.ligru import EPS, _normalize_running, require_batch_statistics
 from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, pointwise, relu, sigmoid
+from ._scratch import scratch
 
 
 def ligru_point(az, an, h):
@@ -138,12 +139,13 @@ def backward(p, cache, dys, dh_T):
     x, vhat, inv_std, hs, z, n = (cache[k] for k in ("x", "vhat", "inv_std", "hs", "z", "n"))
     T, B, H = n.shape
     I = x.shape[2]
-    dg = np.empty((T, B, 2 * H), x.dtype)             # dL/d(BN(x W) + h U): [daz | dan]
+    dg = scratch("dxw", (T, B, 2 * H), x.dtype)       # dL/d(BN(x W) + h U): [daz | dan]
     dh_next = np.array(dh_T, copy=True)
     backward_loop(np.ascontiguousarray(U.T), hs, z, n, np.ascontiguousarray(dys), dh_next, dg)
     dA = dg.reshape(T * B, 2 * H)
     if cache["training"]:
-        dv, dgamma, dbeta = np.empty_like(dA), np.empty_like(gamma), np.empty_like(gamma)
+        dv = scratch("dv", dA.shape, x.dtype)
+        dgamma, dbeta = np.empty_like(gamma), np.empty_like(gamma)
         batch_norm_columns_backward(dA, gamma, vhat, inv_std, dv, dgamma, dbeta)
     else:
         dv = dA * gamma * inv_std

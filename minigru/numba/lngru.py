@@ -16,6 +16,7 @@ import numpy as np
 
 from ..cells.lngru import EPS
 from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, row_kernel
+from ._scratch import scratch
 from .gru import _gru_point, _gru_point_backward
 
 
@@ -127,8 +128,9 @@ def lngru_forward(p, x, h0, training=True):
     U, g_h, c = p["U"], p["g_h"], p["c"]
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = (x.reshape(T * B, I) @ p["W"]).reshape(T, B, 3 * H)   # one product for all steps
-    ahat, a = np.empty_like(xw), np.empty_like(xw)
+    xw = scratch("xw", (T, B, 3 * H), x.dtype)
+    np.matmul(x.reshape(T * B, I), p["W"], out=xw.reshape(T * B, 3 * H))   # all steps at once
+    ahat, a = np.empty_like(xw), scratch("a", (T, B, 3 * H), x.dtype)
     a_inv_std = np.empty((T, B, 1), x.dtype)
     layer_norm_rows(xw, p["g_x"], p["b"], x.dtype.type(EPS), ahat, a_inv_std, a)
     hs = np.empty((T + 1, B, H), x.dtype)
@@ -149,14 +151,14 @@ def lngru_backward(p, cache, dys, dh_T):
         "x", "hs", "ahat", "a_inv_std", "uhat", "u_inv_std", "r", "z", "n"))
     T, B, H = n.shape
     I = x.shape[2]
-    da = np.empty((T, B, 3 * H), x.dtype)             # dL/da: [dar | daz | dan]
-    du = np.empty((T, B, 3 * H), x.dtype)             # dL/du: [dar | daz | dun]
-    dhu = np.empty((T, B, 3 * H), x.dtype)            # dL/d(h U), before the layer norm
+    da = scratch("dxw", (T, B, 3 * H), x.dtype)       # dL/da: [dar | daz | dan]
+    du = scratch("du", (T, B, 3 * H), x.dtype)        # dL/du: [dar | daz | dun]
+    dhu = scratch("dhu", (T, B, 3 * H), x.dtype)      # dL/d(h U), before the layer norm
     dh_next = np.array(dh_T, copy=True)
     lngru_backward_loop(np.ascontiguousarray(U.T), p["g_h"], p["c"], hs, uhat, u_inv_std, r, z,
                         n, np.ascontiguousarray(dys), dh_next, da, du, dhu)
     # a = g_x*ahat + b, ahat = (x W - mean) * inv_std: every step at once
-    dxw = np.empty_like(da)
+    dxw = scratch("dv", (T, B, 3 * H), x.dtype)
     layer_norm_rows_backward(da, p["g_x"], ahat, a_inv_std, dxw)
     dXW = dxw.reshape(T * B, 3 * H)
     grads = {

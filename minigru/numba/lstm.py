@@ -10,6 +10,7 @@ import numpy as np
 
 from ._math import (ONE, column_sums, input_projection, kernel, matmul, matmul_acc, pointwise,
                     sigmoid, tanh)
+from ._scratch import scratch
 
 
 def lstm_point(ai, af, ag, ao, c):
@@ -86,7 +87,7 @@ def forward(p, x, state0, training=True):
     h0, c0 = state0
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = input_projection(x, p["W"], p["b"])
+    xw = input_projection(x, p["W"], p["b"], scratch("xw", (T, B, 4 * H), x.dtype))
     hs, cs = np.empty((T + 1, B, H), x.dtype), np.empty((T + 1, B, H), x.dtype)
     hs[0], cs[0] = h0, c0
     gates = np.empty((T, B, 4 * H), x.dtype)
@@ -100,7 +101,7 @@ def backward(p, cache, dys, dstate):
     x, hs, cs, gates, tc = (cache[k] for k in ("x", "hs", "cs", "gates", "tc"))
     T, B, H = tc.shape
     I = x.shape[2]
-    da = np.empty((T, B, 4 * H), x.dtype)
+    da = scratch("dxw", (T, B, 4 * H), x.dtype)
     dh_next, dc_next = np.array(dstate[0], copy=True), np.array(dstate[1], copy=True)
     backward_loop(np.ascontiguousarray(p["U"].T), cs, gates, tc, np.ascontiguousarray(dys),
                   dh_next, dc_next, da)

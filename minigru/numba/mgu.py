@@ -18,6 +18,7 @@ import numpy as np
 from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
                     pointwise, sigmoid, tanh)
+from ._scratch import scratch
 
 
 def mgu_gate_point(af):
@@ -99,7 +100,7 @@ def mgu_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     af = np.ascontiguousarray(_gated.gate_inputs(x, parts, H))
-    xn = input_projection(x, Wn, bn)
+    xn = input_projection(x, Wn, bn, scratch("xw", (T, B, H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     f, n = (np.empty((T, B, H), x.dtype) for _ in range(2))
@@ -115,8 +116,8 @@ def mgu_backward(p, cache, dys, dh_T):
     x, hs, f, n = (cache[k] for k in ("x", "hs", "f", "n"))
     T, B, H = n.shape
     I = x.shape[2]
-    daf = np.empty((T, B, H), x.dtype)
-    dan = np.empty((T, B, H), x.dtype)
+    daf = scratch("dxw", (T, B, H), x.dtype)
+    dan = scratch("dhu", (T, B, H), x.dtype)
     dh_next = np.array(dh_T, copy=True)
     mgu_backward_loop(_dummy(x.dtype) if Uf is None else np.ascontiguousarray(Uf.T),
                       Uf is not None, np.ascontiguousarray(Un.T), hs, f, n,

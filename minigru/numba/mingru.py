@@ -14,6 +14,7 @@ for the CPU here and the GPU in the CUDA backend.
 import numpy as np
 
 from ._math import ONE, kernel, matmul, pointwise, sigmoid
+from ._scratch import scratch
 
 
 def mingru_point(az, n, h):
@@ -62,7 +63,8 @@ def backward_loop(hs, z, n, dys, dh_next, dxw, db):
 def forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = (x.reshape(T * B, I) @ p["W"]).reshape(T, B, 2 * H)
+    xw = scratch("xw", (T, B, 2 * H), x.dtype)
+    np.matmul(x.reshape(T * B, I), p["W"], out=xw.reshape(T * B, 2 * H))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     z, n = (np.empty((T, B, H), x.dtype) for _ in range(2))
@@ -75,7 +77,7 @@ def backward(p, cache, dys, dh_T):
     x, hs, z, n = (cache[k] for k in ("x", "hs", "z", "n"))
     T, B, H = z.shape
     I = x.shape[2]
-    dxw = np.empty((T, B, 2 * H), x.dtype)            # dL/d(x W + b): [daz | dan]
+    dxw = scratch("dxw", (T, B, 2 * H), x.dtype)      # dL/d(x W + b): [daz | dan]
     db = np.empty(2 * H, x.dtype)
     dh_next = np.array(dh_T, copy=True)
     # the reference's n is a view into x W + b: make it contiguous (a no-op for our own cache)

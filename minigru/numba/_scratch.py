@@ -1,0 +1,37 @@
+"""Scratch memory that the compiled backend reuses from call to call.
+
+For the temporaries no caller ever sees (``x W + b`` before the loop, the gates' gradients
+before the products after it), a fresh array on every call means fresh pages on every call
+whenever the heap has been trimmed in between, and that is often: in a process that also runs
+PyTorch, the ``medium`` gru training step took about 1200 to 4900 page faults per call (measured
+with ``getrusage``), at 2 to 6 µs each on this project's machines. So each thread keeps one
+buffer per name, grown to the largest size asked for; nothing else is cached.
+
+The cost is memory held between calls: the largest temporaries a thread has needed (about 30 MB
+for the ``medium`` gru, 60 MB for ``large``). ``release()`` frees this thread's.
+"""
+
+import math
+import threading
+
+import numpy as np
+
+_local = threading.local()
+
+
+def scratch(name, shape, dtype):
+    """An uninitialised C-contiguous array over this thread's buffer ``name``: the same memory on
+    every call, so it must not outlive the call that asked for it (never returned, never cached).
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    pool = _local.__dict__.setdefault("pool", {})
+    buffer = pool.get(name)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = pool[name] = np.empty(nbytes, np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def release():
+    """Free this thread's scratch buffers (they are made again when next needed)."""
+    _local.__dict__.pop("pool", None)
