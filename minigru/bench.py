@@ -42,6 +42,47 @@ STREAM_STEP = (16, 64)          # I, H of the streaming step
 TORCH_VARIANTS = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
+# BENCH.md's targets for backend="numba" (ratios, minigru faster when > 1): gru, lstm and rnn
+# against PyTorch; every variant against the NumPy reference.
+TARGETS = {
+    "train_ratio": {"tiny": 5, "stream": 30, "medium": 2, "large": 1.2},
+    "forward_ratio": {"tiny": 3, "stream": 10, "medium": 1.5, "large": 1.2},
+    "train_gemm_efficiency": {"large": 0.65},
+    "streaming_step": 10,
+    "vs_numpy": {"tiny": 10, "medium": 1.5},
+}
+
+
+def target(table, key, row):
+    """BENCH.md's target for the figure ``row[key]`` of a table of ``run``'s result, or None."""
+    if table == "vs_torch":
+        return TARGETS[key].get(row["size"])
+    if table == "streaming_step":
+        return TARGETS["streaming_step"] if key == "ratio" else None
+    if table == "vs_numpy" and key == "ratio":
+        return TARGETS["vs_numpy"].get(row["size"])
+    return None
+
+
+def missed_targets(result):
+    """The figures of ``result`` below their target, as readable strings."""
+    keys = {"vs_torch": ("train_ratio", "forward_ratio", "train_gemm_efficiency"),
+            "streaming_step": ("ratio",), "vs_numpy": ("ratio",)}
+    missed = []
+    for table, names in keys.items():
+        for row in result.get(table, []):
+            for key in names:
+                want = target(table, key, row)
+                if want is not None and key in row and row[key] < want:
+                    where = " ".join(str(row[k]) for k in ("variant", "size") if k in row)
+                    what = {"train_ratio": "training step vs PyTorch",
+                            "forward_ratio": "forward vs PyTorch",
+                            "train_gemm_efficiency": "share of the GEMM peak",
+                            "ratio": ("streaming step vs PyTorch" if table == "streaming_step"
+                                      else "training step vs the reference")}[key]
+                    missed.append(f"{where} {what}: {row[key]:.2f} (target {want:g})")
+    return missed
+
 
 def threads():
     """The cores minigru's side may use (its BLAS products are threaded over all of them).
@@ -334,6 +375,11 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
             s = cold_compile_seconds(variant, backend)
             result["cold_compile_s"][variant] = s
             print(f"{variant:<7} {s:>38.1f} s", file=out)
+    if backend == "numba":                            # BENCH.md's targets are the CPU's
+        result["missed_targets"] = missed_targets(result)
+        print(f"\nbelow BENCH.md's targets: {len(result['missed_targets'])}", file=out)
+        for line in result["missed_targets"]:
+            print(f"  {line}", file=out)
     if simulated:
         print(f"\nNOTE: {SIMULATOR_NOTE}", file=out)
     print(json.dumps(result), file=out)
@@ -358,10 +404,18 @@ def plot(result, path):
         sizes = list(dict.fromkeys(r["size"] for r in rows))
         variants = list(dict.fromkeys(r["variant"] for r in rows))
         width = 0.8 / len(sizes)
+        marked = False
         for k, size in enumerate(sizes):
             vals = [next((r[key] for r in rows if r["variant"] == v and r["size"] == size),
                          np.nan) for v in variants]
-            ax.bar(np.arange(len(variants)) + k * width, vals, width, label=size)
+            x = np.arange(len(variants)) + k * width
+            ax.bar(x, vals, width, label=size)
+            want = (target(table, key, {"size": size, "variant": None})
+                    if result["backend"] == "numba" else None)
+            if want is not None:                      # BENCH.md's target, over each bar
+                ax.hlines([want] * len(x), x - width / 2, x + width / 2, color="black", lw=1.5,
+                          label=None if marked else "target (BENCH.md)")
+                marked = True
         ax.axhline(1, color="black", lw=0.8)
         ax.set_xticks(np.arange(len(variants)) + width * (len(sizes) - 1) / 2, variants,
                       rotation=45 if len(variants) > 4 else 0)
@@ -369,7 +423,9 @@ def plot(result, path):
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.tick_params(axis="y", which="minor", labelsize=7)
-        ax.legend(fontsize=8)
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high * 8)                    # room above the bars for the legend
+        ax.legend(fontsize=8, loc="upper left", ncol=3)
     fig.suptitle(f"minigru backend={result['backend']}, float32, {result['threads']} threads")
     fig.tight_layout()
     try:

@@ -19,7 +19,22 @@ def test_bench_quick_prints_a_table_and_a_json_line(tmp_path):
     assert [r["variant"] for r in result["streaming_step"]] == ["rnn"]
     assert result["vs_numpy"][0]["size"] == "tiny" and result["vs_numpy"][0]["ratio"] > 0
     assert "vs_torch" not in result
+    assert isinstance(result["missed_targets"], list)
+    assert f"below BENCH.md's targets: {len(result['missed_targets'])}" in out.getvalue()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missed_targets_lists_the_figures_below_bench_md():
+    result = {"vs_torch": [{"variant": "gru", "size": "large", "train_ratio": 1.3,
+                            "forward_ratio": 1.1, "train_gemm_efficiency": 0.5}],
+              "streaming_step": [{"variant": "gru", "step_us": 1.0, "ratio": 12.0},
+                                 {"variant": "mgu", "step_us": 3.0}],
+              "vs_numpy": [{"variant": "rru", "size": "medium", "ratio": 1.4},
+                           {"variant": "rru", "size": "tiny", "ratio": 11.0}]}
+    assert bench.missed_targets(result) == [
+        "gru large forward vs PyTorch: 1.10 (target 1.2)",
+        "gru large share of the GEMM peak: 0.50 (target 0.65)",
+        "rru medium training step vs the reference: 1.40 (target 1.5)"]
 
 
 def test_alternate_runs_each_side_in_blocks():
