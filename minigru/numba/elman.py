@@ -19,14 +19,15 @@ _rnn_point_backward = pointwise(rnn_point_backward)
 
 
 @kernel
-def forward_loop(xw, U, hs):
+def forward_loop(xw, bias, U, hs):
+    """xw (T, B, H) = x W, precomputed; the bias is added here."""
     T, B, H = xw.shape
     hu = np.empty((B, H), xw.dtype)
     for t in range(T):
         matmul(hs[t], U, hu)
         for b in range(B):
             for j in range(H):
-                hs[t + 1, b, j] = _rnn_point(xw[t, b, j] + hu[b, j])
+                hs[t + 1, b, j] = _rnn_point(xw[t, b, j] + bias[j] + hu[b, j])
 
 
 @kernel
@@ -43,10 +44,10 @@ def backward_loop(UT, hs, dys, dh_next, da):
 def forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = input_projection(x, p["W"], p["b"], scratch("xw", (T, B, H), x.dtype))
+    xw = input_projection(x, p["W"], scratch("xw", (T, B, H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
-    forward_loop(xw, np.ascontiguousarray(p["U"]), hs)
+    forward_loop(xw, p["b"], np.ascontiguousarray(p["U"]), hs)
     return hs[1:].copy(), hs[T].copy(), {"x": x, "hs": hs}
 
 

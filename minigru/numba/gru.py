@@ -45,7 +45,8 @@ _gru_point_backward = pointwise(gru_point_backward)
 
 
 @kernel
-def gru_forward_loop(xw, U, c, hs, r, z, n, hn):
+def gru_forward_loop(xw, bias, U, c, hs, r, z, n, hn):
+    """xw (T, B, 3H) = x W, precomputed; the bias is added here."""
     T, B, G = xw.shape
     H = G // 3
     hu = np.empty((B, G), xw.dtype)                   # h U, one step
@@ -54,7 +55,8 @@ def gru_forward_loop(xw, U, c, hs, r, z, n, hn):
         for b in range(B):
             for j in range(H):
                 hs[t + 1, b, j], r[t, b, j], z[t, b, j], n[t, b, j], hn[t, b, j] = _gru_point(
-                    xw[t, b, j], xw[t, b, H + j], xw[t, b, 2 * H + j],
+                    xw[t, b, j] + bias[j], xw[t, b, H + j] + bias[H + j],
+                    xw[t, b, 2 * H + j] + bias[2 * H + j],
                     hu[b, j], hu[b, H + j], hu[b, 2 * H + j], c[j], hs[t, b, j])
 
 
@@ -86,11 +88,11 @@ def gru_forward(p, x, h0, training=True):
     W, U, c = p["W"], p["U"], p["c"]
     T, B, I = x.shape
     H = h0.shape[1]
-    xw = input_projection(x, W, p["b"], scratch("xw", (T, B, 3 * H), x.dtype))
+    xw = input_projection(x, W, scratch("xw", (T, B, 3 * H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     r, z, n, hn = (np.empty((T, B, H), x.dtype) for _ in range(4))
-    gru_forward_loop(xw, np.ascontiguousarray(U), c, hs, r, z, n, hn)
+    gru_forward_loop(xw, p["b"], np.ascontiguousarray(U), c, hs, r, z, n, hn)
     cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n, "hn": hn}
     return hs[1:].copy(), hs[T].copy(), cache
 
@@ -174,8 +176,9 @@ _v3_r_backward = pointwise(v3_r_backward)
 
 
 @kernel
-def v3_forward_loop(ag, xn, Ug, has_ug, Un, hs, r, z, n):
-    """ag (T, B, 2H): the gates' x and bias terms; xn (T, B, H): the candidate's."""
+def v3_forward_loop(ag, xn, bn, Ug, has_ug, Un, hs, r, z, n):
+    """ag (T, B, 2H): the gates' x and bias terms; xn (T, B, H) = x W_n, the candidate's, whose
+    bias bn is added here."""
     T, B, H = xn.shape
     hug = np.zeros((B, 2 * H), xn.dtype)
     rh = np.empty((B, H), xn.dtype)
@@ -191,7 +194,7 @@ def v3_forward_loop(ag, xn, Ug, has_ug, Un, hs, r, z, n):
         matmul(rh, Un, un)                            # reset before the product
         for b in range(B):
             for j in range(H):
-                hs[t + 1, b, j], n[t, b, j] = _v3_point(xn[t, b, j], un[b, j], hs[t, b, j],
+                hs[t + 1, b, j], n[t, b, j] = _v3_point(xn[t, b, j] + bn[j], un[b, j], hs[t, b, j],
                                                         z[t, b, j])
 
 
@@ -224,11 +227,11 @@ def v3_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     ag = np.ascontiguousarray(_gated.gate_inputs(x, parts, 2 * H))
-    xn = input_projection(x, Wn, bn, scratch("xw", (T, B, H), x.dtype))
+    xn = input_projection(x, Wn, scratch("xw", (T, B, H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     r, z, n = (np.empty((T, B, H), x.dtype) for _ in range(3))
-    v3_forward_loop(ag, xn, _dummy(x.dtype) if Ug is None else np.ascontiguousarray(Ug),
+    v3_forward_loop(ag, xn, bn, _dummy(x.dtype) if Ug is None else np.ascontiguousarray(Ug),
                     Ug is not None, np.ascontiguousarray(Un), hs, r, z, n)
     cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n}
     return hs[1:].copy(), hs[T].copy(), cache

@@ -51,8 +51,9 @@ _mgu_gate_point_backward = pointwise(mgu_gate_point_backward)
 
 
 @kernel
-def mgu_forward_loop(af, xn, Uf, has_uf, Un, hs, f, n):
-    """af (T, B, H): the gate's x and bias terms; xn (T, B, H): the candidate's."""
+def mgu_forward_loop(af, xn, bn, Uf, has_uf, Un, hs, f, n):
+    """af (T, B, H): the gate's x and bias terms; xn (T, B, H) = x W_n, the candidate's, whose
+    bias bn is added here."""
     T, B, H = xn.shape
     huf = np.zeros((B, H), xn.dtype)
     fh = np.empty((B, H), xn.dtype)
@@ -67,7 +68,7 @@ def mgu_forward_loop(af, xn, Uf, has_uf, Un, hs, f, n):
         matmul(fh, Un, un)                            # the gate acts before the product
         for b in range(B):
             for j in range(H):
-                hs[t + 1, b, j], n[t, b, j] = _mgu_point(xn[t, b, j], un[b, j], hs[t, b, j],
+                hs[t + 1, b, j], n[t, b, j] = _mgu_point(xn[t, b, j] + bn[j], un[b, j], hs[t, b, j],
                                                          f[t, b, j])
 
 
@@ -100,11 +101,11 @@ def mgu_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     af = np.ascontiguousarray(_gated.gate_inputs(x, parts, H))
-    xn = input_projection(x, Wn, bn, scratch("xw", (T, B, H), x.dtype))
+    xn = input_projection(x, Wn, scratch("xw", (T, B, H), x.dtype))
     hs = np.empty((T + 1, B, H), x.dtype)
     hs[0] = h0
     f, n = (np.empty((T, B, H), x.dtype) for _ in range(2))
-    mgu_forward_loop(af, xn, _dummy(x.dtype) if Uf is None else np.ascontiguousarray(Uf),
+    mgu_forward_loop(af, xn, bn, _dummy(x.dtype) if Uf is None else np.ascontiguousarray(Uf),
                      Uf is not None, np.ascontiguousarray(Un), hs, f, n)
     cache = {"x": x, "hs": hs, "f": f, "n": n}
     return hs[1:].copy(), hs[T].copy(), cache

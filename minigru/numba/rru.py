@@ -77,8 +77,9 @@ def _rms_row_backward(dq, q, r, dpre):
 
 
 @kernel
-def rru_forward_loop(xj, Jh, V, v, g, Z, mask, has_mask, eps, ys, hs, q, r, a, c):
-    """xj (T, B, M) = x J_x + j, precomputed; fills ys, hs[1:], q, r, a, c."""
+def rru_forward_loop(xj, j_, Jh, V, v, g, Z, mask, has_mask, eps, ys, hs, q, r, a, c):
+    """xj (T, B, M) = x J_x, precomputed (the bias j_ is added here); fills ys, hs[1:], q, r,
+    a, c."""
     T, B, M = xj.shape
     H = hs.shape[2]
     O = ys.shape[2]
@@ -86,7 +87,9 @@ def rru_forward_loop(xj, Jh, V, v, g, Z, mask, has_mask, eps, ys, hs, q, r, a, c
     dropped = np.empty((B, M), xj.dtype)              # a * mask, one step
     co = np.empty((B, H + O), xj.dtype)               # d V, one step
     for t in range(T):
-        pre[:] = xj[t]
+        for b in range(B):
+            for k in range(M):
+                pre[b, k] = xj[t, b, k] + j_[k]
         matmul_acc(hs[t], Jh, pre)
         for b in range(B):
             r[t, b, 0] = _rms_relu_row(pre[b], q[t, b], a[t, b], eps)
@@ -139,7 +142,7 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     H, M = h0.shape[1], J.shape[1]
     O = V.shape[1] - H
     Jx, Jh = J[:I], J[I:]                             # u J = x J_x + h J_h
-    xj = input_projection(x, Jx, p["j"], scratch("xw", (T, B, M), x.dtype))   # all steps at once
+    xj = input_projection(x, Jx, scratch("xw", (T, B, M), x.dtype))   # all steps at once
     g = np_sigmoid(S_SCALE * p["s"])                  # (H,), the residual weight
     mask = _dropout_mask(rng, dropout, (T, B, M), x.dtype) if training and dropout > 0 else None
     ys = np.empty((T, B, O), x.dtype)
@@ -148,7 +151,7 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     q, a = np.empty((T, B, M), x.dtype), np.empty((T, B, M), x.dtype)
     r = np.empty((T, B, 1), x.dtype)
     c = np.empty((T, B, H), x.dtype)
-    rru_forward_loop(xj, np.ascontiguousarray(Jh), np.ascontiguousarray(V), v, g, Z,
+    rru_forward_loop(xj, p["j"], np.ascontiguousarray(Jh), np.ascontiguousarray(V), v, g, Z,
                      _dummy(x.dtype) if mask is None else mask, mask is not None,
                      x.dtype.type(EPS), ys, hs, q, r, a, c)
     cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask}
