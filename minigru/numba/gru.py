@@ -14,7 +14,7 @@ import numpy as np
 from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
                     pointwise, sigmoid, tanh)
-from ._scratch import scratch
+from ._scratch import one_block, scratch
 
 # ============================================================================ gru (reset after)
 
@@ -89,9 +89,8 @@ def gru_forward(p, x, h0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     xw = input_projection(x, W, scratch("xw", (T, B, 3 * H), x.dtype))
-    hs = np.empty((T + 1, B, H), x.dtype)
+    hs, r, z, n, hn = one_block(x.dtype, (T + 1, B, H), *[(T, B, H)] * 4)   # the cache
     hs[0] = h0
-    r, z, n, hn = (np.empty((T, B, H), x.dtype) for _ in range(4))
     gru_forward_loop(xw, p["b"], np.ascontiguousarray(U), c, hs, r, z, n, hn)
     cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n, "hn": hn}
     return hs[1:].copy(), hs[T].copy(), cache
@@ -228,9 +227,8 @@ def v3_forward(p, x, h0, training=True):
     H = h0.shape[1]
     ag = np.ascontiguousarray(_gated.gate_inputs(x, parts, 2 * H))
     xn = input_projection(x, Wn, scratch("xw", (T, B, H), x.dtype))
-    hs = np.empty((T + 1, B, H), x.dtype)
+    hs, r, z, n = one_block(x.dtype, (T + 1, B, H), *[(T, B, H)] * 3)     # the cache
     hs[0] = h0
-    r, z, n = (np.empty((T, B, H), x.dtype) for _ in range(3))
     v3_forward_loop(ag, xn, bn, _dummy(x.dtype) if Ug is None else np.ascontiguousarray(Ug),
                     Ug is not None, np.ascontiguousarray(Un), hs, r, z, n)
     cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n}

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..cells.ligru import EPS, _normalize_running, require_batch_statistics
 from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, pointwise, relu, sigmoid
-from ._scratch import scratch
+from ._scratch import one_block, scratch
 
 
 def ligru_point(az, an, h):
@@ -125,9 +125,8 @@ def forward(p, x, h0, training=True, *, momentum, buffers):
             buffers[key] += momentum * batch
     else:
         vhat, inv_std = _normalize_running(v, buffers)
-    hs = np.empty((T + 1, B, H), x.dtype)
+    hs, z, n = one_block(x.dtype, (T + 1, B, H), (T, B, H), (T, B, H))     # the cache
     hs[0] = h0
-    z, n = (np.empty((T, B, H), x.dtype) for _ in range(2))
     forward_loop(vhat.reshape(T, B, 2 * H), gamma, beta, np.ascontiguousarray(U), hs, z, n)
     cache = {"x": x, "vhat": vhat, "inv_std": inv_std, "training": training,
              "hs": hs, "z": z, "n": n}

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..cells.lngru import EPS
 from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, row_kernel
-from ._scratch import scratch
+from ._scratch import one_block, scratch
 from .gru import _gru_point, _gru_point_backward
 
 
@@ -130,14 +130,12 @@ def lngru_forward(p, x, h0, training=True):
     H = h0.shape[1]
     xw = scratch("xw", (T, B, 3 * H), x.dtype)
     np.matmul(x.reshape(T * B, I), p["W"], out=xw.reshape(T * B, 3 * H))   # all steps at once
-    ahat, a = np.empty_like(xw), scratch("a", (T, B, 3 * H), x.dtype)
-    a_inv_std = np.empty((T, B, 1), x.dtype)
-    layer_norm_rows(xw, p["g_x"], p["b"], x.dtype.type(EPS), ahat, a_inv_std, a)
-    hs = np.empty((T + 1, B, H), x.dtype)
+    hs, ahat, a_inv_std, uhat, u_inv_std, r, z, n = one_block(       # the cache
+        x.dtype, (T + 1, B, H), (T, B, 3 * H), (T, B, 1), (T, B, 3 * H), (T, B, 1),
+        *[(T, B, H)] * 3)
     hs[0] = h0
-    uhat = np.empty((T, B, 3 * H), x.dtype)
-    u_inv_std = np.empty((T, B, 1), x.dtype)
-    r, z, n = (np.empty((T, B, H), x.dtype) for _ in range(3))
+    a = scratch("a", (T, B, 3 * H), x.dtype)
+    layer_norm_rows(xw, p["g_x"], p["b"], x.dtype.type(EPS), ahat, a_inv_std, a)
     lngru_forward_loop(a, np.ascontiguousarray(U), g_h, c, x.dtype.type(EPS), hs, uhat,
                        u_inv_std, r, z, n)
     cache = {"x": x, "hs": hs, "ahat": ahat, "a_inv_std": a_inv_std,

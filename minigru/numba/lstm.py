@@ -10,7 +10,7 @@ import numpy as np
 
 from ._math import (ONE, column_sums, input_projection, kernel, matmul, matmul_acc, pointwise,
                     sigmoid, tanh)
-from ._scratch import scratch
+from ._scratch import one_block, scratch
 
 
 def lstm_point(ai, af, ag, ao, c):
@@ -89,10 +89,9 @@ def forward(p, x, state0, training=True):
     T, B, I = x.shape
     H = h0.shape[1]
     xw = input_projection(x, p["W"], scratch("xw", (T, B, 4 * H), x.dtype))
-    hs, cs = np.empty((T + 1, B, H), x.dtype), np.empty((T + 1, B, H), x.dtype)
+    hs, cs, gates, tc = one_block(x.dtype, (T + 1, B, H), (T + 1, B, H), (T, B, 4 * H),
+                                  (T, B, H))                          # the cache
     hs[0], cs[0] = h0, c0
-    gates = np.empty((T, B, 4 * H), x.dtype)
-    tc = np.empty((T, B, H), x.dtype)
     forward_loop(xw, p["b"], np.ascontiguousarray(p["U"]), hs, cs, gates, tc)
     cache = {"x": x, "hs": hs, "cs": cs, "gates": gates, "tc": tc}
     return hs[1:].copy(), (hs[T].copy(), cs[T].copy()), cache

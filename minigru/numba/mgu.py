@@ -18,7 +18,7 @@ import numpy as np
 from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
                     pointwise, sigmoid, tanh)
-from ._scratch import scratch
+from ._scratch import one_block, scratch
 
 
 def mgu_gate_point(af):
@@ -102,9 +102,8 @@ def mgu_forward(p, x, h0, training=True):
     H = h0.shape[1]
     af = np.ascontiguousarray(_gated.gate_inputs(x, parts, H))
     xn = input_projection(x, Wn, scratch("xw", (T, B, H), x.dtype))
-    hs = np.empty((T + 1, B, H), x.dtype)
+    hs, f, n = one_block(x.dtype, (T + 1, B, H), (T, B, H), (T, B, H))     # the cache
     hs[0] = h0
-    f, n = (np.empty((T, B, H), x.dtype) for _ in range(2))
     mgu_forward_loop(af, xn, bn, _dummy(x.dtype) if Uf is None else np.ascontiguousarray(Uf),
                      Uf is not None, np.ascontiguousarray(Un), hs, f, n)
     cache = {"x": x, "hs": hs, "f": f, "n": n}

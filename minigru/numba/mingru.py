@@ -14,7 +14,7 @@ for the CPU here and the GPU in the CUDA backend.
 import numpy as np
 
 from ._math import ONE, kernel, matmul, pointwise, sigmoid
-from ._scratch import scratch
+from ._scratch import one_block, scratch
 
 
 def mingru_point(az, n, h):
@@ -65,9 +65,8 @@ def forward(p, x, h0, training=True):
     H = h0.shape[1]
     xw = scratch("xw", (T, B, 2 * H), x.dtype)
     np.matmul(x.reshape(T * B, I), p["W"], out=xw.reshape(T * B, 2 * H))
-    hs = np.empty((T + 1, B, H), x.dtype)
+    hs, z, n = one_block(x.dtype, (T + 1, B, H), (T, B, H), (T, B, H))     # the cache
     hs[0] = h0
-    z, n = (np.empty((T, B, H), x.dtype) for _ in range(2))
     forward_loop(xw, p["b"], hs, z, n)
     cache = {"x": x, "hs": hs, "z": z, "n": n}
     return hs[1:].copy(), hs[T].copy(), cache

@@ -18,7 +18,7 @@ from ..cells._math import sigmoid as np_sigmoid
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
                     pointwise, relu, row_kernel, sigmoid)
-from ._scratch import scratch
+from ._scratch import one_block, scratch
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
 
@@ -146,11 +146,9 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     g = np_sigmoid(S_SCALE * p["s"])                  # (H,), the residual weight
     mask = _dropout_mask(rng, dropout, (T, B, M), x.dtype) if training and dropout > 0 else None
     ys = np.empty((T, B, O), x.dtype)
-    hs = np.empty((T + 1, B, H), x.dtype)
+    hs, q, a, r, c = one_block(x.dtype, (T + 1, B, H), (T, B, M), (T, B, M), (T, B, 1),
+                               (T, B, H))                             # the cache
     hs[0] = h0
-    q, a = np.empty((T, B, M), x.dtype), np.empty((T, B, M), x.dtype)
-    r = np.empty((T, B, 1), x.dtype)
-    c = np.empty((T, B, H), x.dtype)
     rru_forward_loop(xj, p["j"], np.ascontiguousarray(Jh), np.ascontiguousarray(V), v, g, Z,
                      _dummy(x.dtype) if mask is None else mask, mask is not None,
                      x.dtype.type(EPS), ys, hs, q, r, a, c)
