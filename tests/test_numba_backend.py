@@ -74,6 +74,19 @@ def test_scratch_buffers_are_reused_and_released():
     assert "pool" not in _local.__dict__
 
 
+def test_one_block_shares_an_allocation_only_from_the_huge_page_size_on():
+    from minigru.numba._scratch import HUGE_PAGE_BYTES, one_block
+    n = HUGE_PAGE_BYTES // 8                          # float32: two arrays of half the size
+    a, b = one_block(np.float32, (n,), (2, n // 2))
+    assert a.base is b.base and a.base.nbytes == HUGE_PAGE_BYTES
+    assert a.flags.c_contiguous and b.shape == (2, n // 2) and b.dtype == np.float32
+    a[:] = 1
+    b[:] = 2                                          # no overlap
+    assert (a == 1).all() and (b == 2).all()
+    c, d = one_block(np.float32, (n,), (n // 2,))    # under the size: separate arrays
+    assert c.base is None and d.base is None
+
+
 @pytest.mark.parametrize("real", [np.float32, np.float64])
 def test_the_fallback_gemm_is_a_gemm(real):
     """Where NumPy ships no OpenBLAS, the kernels' BLAS calls land in a compiled loop."""
