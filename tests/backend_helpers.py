@@ -34,10 +34,11 @@ def _tuple(s):
 
 
 def check_against_reference(backend, variant, dtype, to_backend=None, from_backend=None,
-                            **sizes):
+                            stream=False, **sizes):
     """forward (training mode), backward (every gradient, dx, dstate0) and step of ``variant``
     on ``backend`` equal the reference's. ``to_backend``/``from_backend`` convert arrays (for
-    device arrays in and out)."""
+    device arrays in and out). ``stream``: also step through the whole sequence, as a streaming
+    loop does (see ``check_stream``)."""
     sizes = {"input_size": 5, "hidden_size": 6, "steps": 7, "batch": 3, **sizes}
     ref, p, x, state0, R, S = random_problem(variant, seed=1, **sizes)
     cast = (lambda a: tuple(map(cast, a)) if isinstance(a, tuple) else a.astype(dtype))
@@ -72,3 +73,26 @@ def check_against_reference(backend, variant, dtype, to_backend=None, from_backe
     close(f"{label} step y", get(y_n), y_r, dtype)
     for i, (a, b) in enumerate(zip(_tuple(st_n), _tuple(st_r))):
         close(f"{label} step state[{i}]", get(a), b, dtype)
+    if stream:
+        check_stream(ref, ours, p, dp, x, label, dtype)
+
+
+def check_stream(ref, ours, p, dp, x, label, dtype):
+    """Step after step from state None, as a streaming loop calls ``Cell.step``: after the first
+    step a cell takes its fast path (a step prepared for these arrays, on the numba backend),
+    which must give the reference's states with C- and Fortran-ordered inputs and states alike,
+    and see parameters updated in place, as an optimiser updates them."""
+    s_r = s_n = None
+    for t in range(x.shape[0]):
+        x_t = x[t] if t % 2 else np.asfortranarray(x[t])
+        if t == 3:
+            s_n = tuple(map(np.asfortranarray, _tuple(s_n)))
+            s_n = s_n if isinstance(s_r, tuple) else s_n[0]
+        if t == 4:
+            for v in p.values():                      # dp holds the same arrays
+                v *= v.dtype.type(0.9)
+        y_r, s_r = ref.step(p, x[t], s_r)
+        y_n, s_n = ours.step(dp, x_t, s_n)
+        close(f"{label} stream step {t} y", y_n, y_r, dtype)
+        for i, (a, b) in enumerate(zip(_tuple(s_n), _tuple(s_r))):
+            close(f"{label} stream step {t} state[{i}]", a, b, dtype)

@@ -231,6 +231,14 @@ def test_a_streaming_step_is_checked_again_when_anything_changes(variant, backen
         cell.step(p, x_t, with_h(h.astype(np.float32)))
     with pytest.raises(TypeError, match=rf"{state_name} must be a numpy.ndarray, got list"):
         cell.step(p, x_t, with_h(h.tolist()))
+    b = p.pop("b")
+    with pytest.raises(ValueError, match=r"p must have exactly the keys .*; missing \['b'\]"):
+        cell.step(p, x_t, state)
+    p["b"], p["extra"] = b, b
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \['extra'\]"):
+        cell.step(p, x_t, state)
+    del p["extra"]
+    cell.step(p, x_t, state)                          # remembered again
     key = "U"
     p[key] = np.zeros((H, p[key].shape[1] + 1))
     with pytest.raises(ValueError, match=r"p\['[WU]'\] must have shape"):

@@ -20,7 +20,25 @@ NUMBA_VARIANTS = [v for v in mg.VARIANTS if v in FUNCTIONS]
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("variant", NUMBA_VARIANTS)
 def test_numba_equals_numpy(variant, dtype):
-    check_against_reference("numba", variant, dtype)
+    check_against_reference("numba", variant, dtype, stream=True)
+
+
+@pytest.mark.parametrize("variant", [v for v in NUMBA_VARIANTS if v not in ("ligru", "rru")])
+def test_a_stream_of_steps_is_prepared_once(variant):
+    """The streaming fast path prepares its step on the first call (state None) and keeps it
+    while p, its arrays and the shapes stay; a new array in p prepares it again."""
+    cell = mg.cell(variant, backend="numba")
+    p = cell.init(3, 4, rng=np.random.default_rng(0))
+    xs = np.random.default_rng(1).normal(size=(4, 2, 3))
+    _, state = cell.step(p, xs[0])
+    prepared = cell._step_seen[5]
+    for x_t in xs[1:]:
+        _, state = cell.step(p, x_t, state)
+    assert cell._step_seen[5] is prepared
+    p["W"] = p["W"].copy()
+    y, _ = cell.step(p, xs[0], state)
+    assert cell._step_seen[5] is not prepared
+    np.testing.assert_allclose(y, mg.cell(variant).step(p, xs[0], state)[0], rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])

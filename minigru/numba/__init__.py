@@ -1,8 +1,9 @@
 """backend="numba": every cell's time loop compiled for the CPU with Numba.
 
 One module per cell family, mirroring ``minigru/cells``; each exposes
-``FUNCTIONS = {variant: (forward, backward, step)}`` with the signatures of the NumPy reference
-and the same cache contents. Compiled code is cached on disk (``cache=True``), so only the first
+``FUNCTIONS = {variant: (forward, backward, step[, prepare_step])}`` with the signatures of the
+NumPy reference and the same cache contents; ``prepare_step`` (``_step.py``) serves
+``Cell.step``'s streaming fast path. Compiled code is cached on disk (``cache=True``), so only the first
 process on a machine pays the compilation.
 
 Developers: Numba checks a cached kernel against its own file only. A kernel compiled into
@@ -28,5 +29,6 @@ def backend(variant):
         raise NotImplementedError(
             f"backend 'numba' does not have {variant.name!r} yet; it has "
             f"{', '.join(sorted(FUNCTIONS))} (use backend='numpy' for the others)")
-    forward, backward, step = FUNCTIONS[variant.name]
-    return SimpleNamespace(forward=forward, backward=backward, step=step)
+    forward, backward, step, *prepare = FUNCTIONS[variant.name]
+    return SimpleNamespace(forward=forward, backward=backward, step=step,
+                           prepare_step=prepare[0] if prepare else None)

@@ -4,6 +4,7 @@ import numpy as np
 
 from ._math import ONE, column_sums, input_projection, kernel, matmul, matmul_acc, pointwise, tanh
 from ._scratch import scratch
+from ._step import stepper
 
 
 def rnn_point(a):
@@ -75,10 +76,6 @@ def step_kernel(x, W, b, U, h, h_new):
             h_new[i, j] = _rnn_point(xw[i, j] + b[j])
 
 
-def step(p, x_t, h):
-    h_new = np.empty_like(h)
-    step_kernel(np.ascontiguousarray(x_t), p["W"], p["b"], p["U"], np.ascontiguousarray(h), h_new)
-    return h_new, h_new
+step, prepare_step = stepper(step_kernel, lambda p, h: (p["W"], p["b"], p["U"]))
 
-
-FUNCTIONS = {"rnn": (forward, backward, step)}
+FUNCTIONS = {"rnn": (forward, backward, step, prepare_step)}

@@ -15,6 +15,7 @@ from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
                     pointwise, sigmoid, tanh)
 from ._scratch import one_block, scratch
+from ._step import gates_params, stepper
 
 # ============================================================================ gru (reset after)
 
@@ -130,11 +131,8 @@ def gru_step_kernel(x, W, b, U, c, h, h_new):
                 hu[i, j], hu[i, H + j], hu[i, 2 * H + j], c[j], h[i, j])
 
 
-def gru_step(p, x_t, h):
-    h_new = np.empty_like(h)
-    gru_step_kernel(np.ascontiguousarray(x_t), p["W"], p["b"], p["U"], p["c"],
-                    np.ascontiguousarray(h), h_new)
-    return h_new, h_new
+gru_step, gru_prepare_step = stepper(gru_step_kernel,
+                                     lambda p, h: (p["W"], p["b"], p["U"], p["c"]))
 
 
 # ============================================================ gru_v3, gru1..gru3 (reset before)
@@ -288,19 +286,13 @@ def v3_step_kernel(x, W, U, b, sees_x, sees_h, has_bias, h, h_new):
             h_new[i, j], _ = _v3_point(xw[i, kx + j] + b[kb + j], un[i, j], h[i, j], z[i, j])
 
 
-def v3_step(p, x_t, h):
-    H = h.shape[1]
-    W, U, b = p["W"], p["U"], p["b"]
-    h_new = np.empty_like(h)
-    v3_step_kernel(np.ascontiguousarray(x_t), W, U, b, W.shape[1] > H, U.shape[1] > H,
-                   b.shape[0] > H, np.ascontiguousarray(h), h_new)
-    return h_new, h_new
+v3_step, v3_prepare_step = stepper(v3_step_kernel, gates_params)
 
 
 FUNCTIONS = {
-    "gru": (gru_forward, gru_backward, gru_step),
-    "gru_v3": (v3_forward, v3_backward, v3_step),
-    "gru1": (v3_forward, v3_backward, v3_step),
-    "gru2": (v3_forward, v3_backward, v3_step),
-    "gru3": (v3_forward, v3_backward, v3_step),
+    "gru": (gru_forward, gru_backward, gru_step, gru_prepare_step),
+    "gru_v3": (v3_forward, v3_backward, v3_step, v3_prepare_step),
+    "gru1": (v3_forward, v3_backward, v3_step, v3_prepare_step),
+    "gru2": (v3_forward, v3_backward, v3_step, v3_prepare_step),
+    "gru3": (v3_forward, v3_backward, v3_step, v3_prepare_step),
 }

@@ -17,6 +17,7 @@ import numpy as np
 from ..cells.lngru import EPS
 from ._math import ONE, ZERO, column_sums, kernel, matmul, matmul_acc, row_kernel
 from ._scratch import one_block, scratch
+from ._step import stepper
 from .gru import _gru_point, _gru_point_backward
 
 
@@ -190,11 +191,9 @@ def lngru_step_kernel(x, W, g_x, b, U, g_h, c, eps, h, h_new):
                 g_h[2 * H + j] * uhat[2 * H + j], c[2 * H + j], h[i, j])
 
 
-def lngru_step(p, x_t, h):
-    h_new = np.empty_like(h)
-    lngru_step_kernel(np.ascontiguousarray(x_t), p["W"], p["g_x"], p["b"], p["U"], p["g_h"],
-                      p["c"], x_t.dtype.type(EPS), np.ascontiguousarray(h), h_new)
-    return h_new, h_new
+lngru_step, lngru_prepare_step = stepper(
+    lngru_step_kernel,
+    lambda p, h: (p["W"], p["g_x"], p["b"], p["U"], p["g_h"], p["c"], h.dtype.type(EPS)))
 
 
-FUNCTIONS = {"lngru": (lngru_forward, lngru_backward, lngru_step)}
+FUNCTIONS = {"lngru": (lngru_forward, lngru_backward, lngru_step, lngru_prepare_step)}

@@ -11,6 +11,7 @@ import numpy as np
 from ._math import (ONE, column_sums, input_projection, kernel, matmul, matmul_acc, pointwise,
                     sigmoid, tanh)
 from ._scratch import one_block, scratch
+from ._step import stepper
 
 
 def lstm_point(ai, af, ag, ao, c):
@@ -124,12 +125,7 @@ def step_kernel(x, W, b, U, h, c, h_new, c_new):
                 a[i, 3 * H + j] + b[3 * H + j], c[i, j])
 
 
-def step(p, x_t, state):
-    h, c = state
-    h_new, c_new = np.empty_like(h), np.empty_like(c)
-    step_kernel(np.ascontiguousarray(x_t), p["W"], p["b"], p["U"], np.ascontiguousarray(h),
-                np.ascontiguousarray(c), h_new, c_new)
-    return h_new, (h_new, c_new)
+step, prepare_step = stepper(step_kernel, lambda p, h: (p["W"], p["b"], p["U"]))
 
 
-FUNCTIONS = {"lstm": (forward, backward, step)}
+FUNCTIONS = {"lstm": (forward, backward, step, prepare_step)}

@@ -19,6 +19,7 @@ from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
                     pointwise, sigmoid, tanh)
 from ._scratch import one_block, scratch
+from ._step import gates_params, stepper
 
 
 def mgu_gate_point(af):
@@ -162,18 +163,12 @@ def mgu_step_kernel(x, W, U, b, sees_x, sees_h, has_bias, h, h_new):
             h_new[i, j], _ = _mgu_point(xw[i, kx + j] + b[kb + j], un[i, j], h[i, j], f[i, j])
 
 
-def mgu_step(p, x_t, h):
-    H = h.shape[1]
-    W, U, b = p["W"], p["U"], p["b"]
-    h_new = np.empty_like(h)
-    mgu_step_kernel(np.ascontiguousarray(x_t), W, U, b, W.shape[1] > H, U.shape[1] > H,
-                    b.shape[0] > H, np.ascontiguousarray(h), h_new)
-    return h_new, h_new
+mgu_step, mgu_prepare_step = stepper(mgu_step_kernel, gates_params)
 
 
 FUNCTIONS = {
-    "mgu": (mgu_forward, mgu_backward, mgu_step),
-    "mgu1": (mgu_forward, mgu_backward, mgu_step),
-    "mgu2": (mgu_forward, mgu_backward, mgu_step),
-    "mgu3": (mgu_forward, mgu_backward, mgu_step),
+    "mgu": (mgu_forward, mgu_backward, mgu_step, mgu_prepare_step),
+    "mgu1": (mgu_forward, mgu_backward, mgu_step, mgu_prepare_step),
+    "mgu2": (mgu_forward, mgu_backward, mgu_step, mgu_prepare_step),
+    "mgu3": (mgu_forward, mgu_backward, mgu_step, mgu_prepare_step),
 }

@@ -15,6 +15,7 @@ import numpy as np
 
 from ._math import ONE, kernel, matmul, pointwise, sigmoid
 from ._scratch import one_block, scratch
+from ._step import stepper
 
 
 def mingru_point(az, n, h):
@@ -97,10 +98,7 @@ def step_kernel(x, W, b, h, h_new):
             h_new[i, j], _ = _mingru_point(xw[i, j] + b[j], xw[i, H + j] + b[H + j], h[i, j])
 
 
-def step(p, x_t, h):
-    h_new = np.empty_like(h)
-    step_kernel(np.ascontiguousarray(x_t), p["W"], p["b"], np.ascontiguousarray(h), h_new)
-    return h_new, h_new
+step, prepare_step = stepper(step_kernel, lambda p, h: (p["W"], p["b"]))
 
 
-FUNCTIONS = {"mingru": (forward, backward, step)}
+FUNCTIONS = {"mingru": (forward, backward, step, prepare_step)}
