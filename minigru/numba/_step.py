@@ -44,7 +44,8 @@ def stepper(kernel, params):
         args = params(p, states[0])
         run = kernel.compile(tuple(map(typeof, (np.ascontiguousarray(x_t), *args, *states,
                                                 *states))))
-        shape, dtype = states[0].shape, states[0].dtype
+        shape, dtype = states[0].shape, states[0].dtype.type   # (np.float32 allocates faster
+                                                              # than its dtype: 130 / 200 ns)
         empty, contiguous = np.empty, np.ascontiguousarray
 
         if isinstance(state, tuple):                   # (h, c)
