@@ -39,6 +39,7 @@ SIMULATOR_NOTE = ("backend='cuda' is running in Numba's CUDA simulator (NUMBA_EN
                   "every GPU thread is a Python thread on the CPU, so the timings below mean "
                   "nothing about a GPU; they only show that the benchmark runs.")
 STREAM_STEP = (16, 64)          # I, H of the streaming step
+STEP_SIZE = "streaming step"    # its bars' label in the plot
 TORCH_VARIANTS = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -394,13 +395,16 @@ def plot(result, path):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    # the streaming step is inference too: one more group of bars next to the forwards
+    steps = [{"variant": r["variant"], "size": STEP_SIZE, "forward_ratio": r["ratio"]}
+             for r in result.get("streaming_step", []) if "ratio" in r]
     panels = [("vs_torch", "train_ratio", "training step vs PyTorch"),
-              ("vs_torch", "forward_ratio", "forward vs PyTorch"),
+              ("vs_torch", "forward_ratio", "inference vs PyTorch (forward, streaming step)"),
               ("vs_numpy", "ratio", "training step vs the NumPy reference")]
     panels = [p for p in panels if result.get(p[0])]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (table, key, title) in zip(axes[0], panels):
-        rows = result[table]
+        rows = result[table] + (steps if key == "forward_ratio" else [])
         sizes = list(dict.fromkeys(r["size"] for r in rows))
         variants = list(dict.fromkeys(r["variant"] for r in rows))
         width = 0.8 / len(sizes)
@@ -410,8 +414,9 @@ def plot(result, path):
                          np.nan) for v in variants]
             x = np.arange(len(variants)) + k * width
             ax.bar(x, vals, width, label=size)
-            want = (target(table, key, {"size": size, "variant": None})
-                    if result["backend"] == "numba" else None)
+            want = (None if result["backend"] != "numba"
+                    else target("streaming_step", "ratio", {}) if size == STEP_SIZE
+                    else target(table, key, {"size": size, "variant": None}))
             if want is not None:                      # BENCH.md's target, over each bar
                 ax.hlines([want] * len(x), x - width / 2, x + width / 2, color="black", lw=1.5,
                           label=None if marked else "target (BENCH.md)")
@@ -420,9 +425,10 @@ def plot(result, path):
         ax.set_xticks(np.arange(len(variants)) + width * (len(sizes) - 1) / 2, variants,
                       rotation=45 if len(variants) > 4 else 0)
         ax.set(yscale="log", ylabel="speed-up (× faster than the other side)", title=title)
+        # labels at 1, 2, 5, 10, 20, ...: a label at every minor tick of a log axis overlaps
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1, 2, 5)))
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         low, high = ax.get_ylim()
         ax.set_ylim(low, high * 8)                    # room above the bars for the legend
         ax.legend(fontsize=8, loc="upper left", ncol=3)
