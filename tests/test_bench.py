@@ -50,3 +50,20 @@ def test_flop_equivalent_follows_bench_md():
     T, B, I, H = bench.SIZES["large"]
     assert bench.flop_equivalent("gru", "large", False) == 6 * T * B * H * (I + H) * 3 / 3
     assert bench.flop_equivalent("lstm", "large", True) == 3 * 6 * T * B * H * (I + H) * 4 / 3
+
+
+def test_the_plot_draws_the_streaming_step_beside_the_forwards(tmp_path, monkeypatch):
+    """The inference panel has one more group of bars, the streaming step, marked with its
+    target; a step without a PyTorch ratio (a variant PyTorch lacks) draws none."""
+    import matplotlib.axes
+    drawn = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar",
+                        lambda self, x, vals, *a, label=None, **k: drawn.append((label, vals)))
+    result = {"backend": "numba", "threads": 2,
+              "vs_torch": [{"variant": "gru", "size": "tiny", "train_ratio": 20.0,
+                            "forward_ratio": 6.0}],
+              "streaming_step": [{"variant": "gru", "step_us": 2.0, "ratio": 9.0},
+                                 {"variant": "mgu", "step_us": 3.0}]}
+    bench.plot(result, tmp_path / "ratios.png")
+    assert drawn == [("tiny", [20.0]), ("tiny", [6.0]), ("streaming step", [9.0])]
+    assert (tmp_path / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
