@@ -23,6 +23,21 @@ def test_numba_equals_numpy(variant, dtype):
     check_against_reference("numba", variant, dtype, stream=True)
 
 
+@pytest.mark.parametrize("variant", ["gru", "lstm"])
+def test_a_stream_may_start_from_read_only_arrays(variant):
+    """The step is prepared from the first call's arrays; read-only ones (a memory-mapped input,
+    a frozen initial state) must not make the new state's type read-only."""
+    cell = mg.cell(variant, backend="numba")
+    p = cell.init(3, 4, rng=np.random.default_rng(0))
+    x_t = np.ones((2, 3))
+    h0 = mg.cell(variant).step(p, x_t)[1]
+    for a in (x_t, *(h0 if isinstance(h0, tuple) else (h0,))):
+        a.flags.writeable = False
+    y, state = cell.step(p, x_t, h0)                  # the first call: prepared from these
+    y2, _ = cell.step(p, x_t, state)
+    np.testing.assert_allclose(y2, mg.cell(variant).step(p, x_t, state)[0], rtol=1e-12)
+
+
 @pytest.mark.parametrize("variant", [v for v in NUMBA_VARIANTS if v not in ("ligru", "rru")])
 def test_a_stream_of_steps_is_prepared_once(variant):
     """The streaming fast path prepares its step on the first call (state None) and keeps it

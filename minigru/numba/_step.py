@@ -42,8 +42,9 @@ def stepper(kernel, params):
     def prepare(p, x_t, state):
         states = tuple(map(np.ascontiguousarray, _states(state)))
         args = params(p, states[0])
+        new = tuple(np.empty_like(s) for s in states)     # writable, whatever the state was
         run = kernel.compile(tuple(map(typeof, (np.ascontiguousarray(x_t), *args, *states,
-                                                *states))))
+                                                *new))))
         shape, dtype = states[0].shape, states[0].dtype.type   # (np.float32 allocates faster
                                                               # than its dtype: 130 / 200 ns)
         empty, contiguous = np.empty, np.ascontiguousarray
