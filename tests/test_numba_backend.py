@@ -120,6 +120,26 @@ def test_one_block_shares_an_allocation_only_from_the_huge_page_size_on():
     assert c.base is None and d.base is None
 
 
+@pytest.mark.parametrize("rows", [1, 3, 4, 6, BLAS_MIN_ROWS + 1])   # row, 4-row loop, BLAS
+@pytest.mark.parametrize("real", [np.float32, np.float64])
+def test_a_window_of_columns_is_multiplied_in_place(real, rows):
+    """matmul_columns(A, B, c0, out) = A @ B[:, c0:c0 + n], on every path of the products."""
+    from minigru.numba._math import matmul, matmul_acc, matmul_columns
+    rng = np.random.default_rng(rows)
+    A = rng.normal(size=(rows, 11)).astype(real)
+    B = rng.normal(size=(11, 15)).astype(real)
+    tol = 1e-5 if real == np.float32 else 1e-12
+    for c0, n in [(0, 15), (0, 10), (5, 10), (9, 6), (14, 1)]:
+        out = np.full((rows, n), np.nan, real)
+        matmul_columns(A, B, c0, out)
+        np.testing.assert_allclose(out, A @ B[:, c0:c0 + n], rtol=tol, atol=tol)
+    out = np.full((rows, 15), np.nan, real)
+    matmul(A, B, out)
+    np.testing.assert_allclose(out, A @ B, rtol=tol, atol=tol)
+    matmul_acc(A, B, out)
+    np.testing.assert_allclose(out, 2 * (A @ B), rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("real", [np.float32, np.float64])
 def test_the_fallback_gemm_is_a_gemm(real):
     """Where NumPy ships no OpenBLAS, the kernels' BLAS calls land in a compiled loop."""

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
+                    matmul_columns,
                     pointwise, sigmoid, tanh)
 from ._scratch import one_block, scratch
 from ._step import gates_params, stepper
@@ -267,7 +268,7 @@ def v3_step_kernel(x, W, U, b, sees_x, sees_h, has_bias, h, h_new):
     matmul(x, W, xw)
     hug = np.zeros((B, 2 * H), x.dtype)
     if sees_h:
-        matmul(h, U[:, :2 * H], hug)
+        matmul_columns(h, U, 0, hug)                  # U[:, :2H], read in place
     z = np.empty((B, H), x.dtype)
     rh = np.empty((B, H), x.dtype)
     for i in range(B):
@@ -279,7 +280,7 @@ def v3_step_kernel(x, W, U, b, sees_x, sees_h, has_bias, h, h_new):
             r, z[i, j] = _v3_gate_point(ar + hug[i, j], az + hug[i, H + j])
             rh[i, j] = r * h[i, j]
     un = np.empty((B, H), x.dtype)
-    matmul(rh, U[:, U.shape[1] - H:], un)             # reset before the product
+    matmul_columns(rh, U, U.shape[1] - H, un)         # reset before the product
     kx, kb = W.shape[1] - H, b.shape[0] - H          # where the candidate's columns start
     for i in range(B):
         for j in range(H):

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..cells import _gated
 from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
+                    matmul_columns,
                     pointwise, sigmoid, tanh)
 from ._scratch import one_block, scratch
 from ._step import gates_params, stepper
@@ -145,7 +146,7 @@ def mgu_step_kernel(x, W, U, b, sees_x, sees_h, has_bias, h, h_new):
     matmul(x, W, xw)
     huf = np.zeros((B, H), x.dtype)
     if sees_h:
-        matmul(h, U[:, :H], huf)
+        matmul_columns(h, U, 0, huf)                  # U[:, :H], read in place
     f = np.empty((B, H), x.dtype)
     fh = np.empty((B, H), x.dtype)
     for i in range(B):
@@ -156,7 +157,7 @@ def mgu_step_kernel(x, W, U, b, sees_x, sees_h, has_bias, h, h_new):
             f[i, j] = _mgu_gate_point(af + huf[i, j])
             fh[i, j] = f[i, j] * h[i, j]
     un = np.empty((B, H), x.dtype)
-    matmul(fh, U[:, U.shape[1] - H:], un)
+    matmul_columns(fh, U, U.shape[1] - H, un)
     kx, kb = W.shape[1] - H, b.shape[0] - H          # where the candidate's columns start
     for i in range(B):
         for j in range(H):
