@@ -256,8 +256,9 @@ class Cell:
                 and type(x_t) is _ndarray and x_t.dtype is seen[2] and x_t.shape == seen[3]
                 and (type(state) is _ndarray and state.dtype is seen[2]
                      and state.shape == seen[4] or _same_kind(state, seen[2], seen[4]))
-                and len(p) == len(seen[1]) and all(map(_is, p.values(), seen[1]))):
-            return seen[5](x_t, state)
+                and len(p) == len(seen[1]) and all(map(_is, p.values(), seen[1]))
+                and (seen[5] is None or _same_arrays(self.buffers, seen[5], seen[6]))):
+            return seen[7](x_t, state)
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
         _check.array("x_t", x_t, (None, I), dtype, "(B, I)", self._is_device)
@@ -267,22 +268,35 @@ class Cell:
         else:
             state = self._check_state("state", state, B, H, dtype)
         kw = self._run_kwargs(p, dtype, False, buffers, None)
-        if not kw:                                    # rru and ligru take options: never fast
-            seen = (p, tuple(p.values()), dtype, x_t.shape,
-                    tuple(s.shape for s in state) if isinstance(state, tuple) else state.shape)
-            old = self._step_seen
-            if (old is not None and p is old[0] and len(seen[1]) == len(old[1])
-                    and all(map(_is, seen[1], old[1])) and seen[2:] == old[2:5]):
-                seen = old                            # a first step from state None, say
-            else:
-                prepare = getattr(self._fns, "prepare_step", None)
-                seen += (prepare(p, x_t, state) if prepare
-                         else functools.partial(self._fns.step, p),)
-            self._step_seen = seen
+        if buffers is None:                           # buffers given: checked every time
+            self._step_seen = self._remember_step(p, x_t, state, dtype, kw)
         return self._fns.step(p, x_t, state, **kw)
+
+    def _remember_step(self, p, x_t, state, dtype, kw):
+        """What the step's fast path compares a call with, and the function it then calls: the
+        step the backend prepared for these arrays, or its step with the options bound (rru's
+        dropout 0 at inference; ligru's running statistics, the cell's buffers, which are held
+        by identity like p's arrays)."""
+        held = kw.get("buffers")
+        seen = (p, tuple(p.values()), dtype, x_t.shape,
+                tuple(s.shape for s in state) if isinstance(state, tuple) else state.shape,
+                held, None if held is None else tuple(held.values()))
+        old = self._step_seen
+        if (old is not None and p is old[0] and _same_arrays(p, old[0], old[1])
+                and seen[2:5] == old[2:5] and held is old[5]
+                and (held is None or _same_arrays(held, old[5], old[6]))):
+            return old                                # a first step from state None, say
+        prepare = getattr(self._fns, "prepare_step", None)
+        return seen + (prepare(p, x_t, state) if prepare and not kw
+                       else functools.partial(self._fns.step, p, **kw),)
 
 
 _ndarray, _is = np.ndarray, operator.is_              # looked up once: the step's fast path
+
+
+def _same_arrays(d, held, values):
+    """Whether dict ``d`` is ``held`` and holds the same arrays (by identity) as ``values``."""
+    return d is held and len(d) == len(values) and all(map(_is, d.values(), values))
 
 
 def _same_kind(a, dtype, shape):

@@ -38,7 +38,7 @@ def test_a_stream_may_start_from_read_only_arrays(variant):
     np.testing.assert_allclose(y2, mg.cell(variant).step(p, x_t, state)[0], rtol=1e-12)
 
 
-@pytest.mark.parametrize("variant", [v for v in NUMBA_VARIANTS if v not in ("ligru", "rru")])
+@pytest.mark.parametrize("variant", NUMBA_VARIANTS)
 def test_a_stream_of_steps_is_prepared_once(variant):
     """The streaming fast path prepares its step on the first call (state None) and keeps it
     while p, its arrays and the shapes stay; a new array in p prepares it again."""
@@ -46,14 +46,37 @@ def test_a_stream_of_steps_is_prepared_once(variant):
     p = cell.init(3, 4, rng=np.random.default_rng(0))
     xs = np.random.default_rng(1).normal(size=(4, 2, 3))
     _, state = cell.step(p, xs[0])
-    prepared = cell._step_seen[5]
+    prepared = cell._step_seen[-1]
     for x_t in xs[1:]:
         _, state = cell.step(p, x_t, state)
-    assert cell._step_seen[5] is prepared
-    p["W"] = p["W"].copy()
+    assert cell._step_seen[-1] is prepared
+    key = next(iter(p))
+    p[key] = p[key].copy()
     y, _ = cell.step(p, xs[0], state)
-    assert cell._step_seen[5] is not prepared
+    assert cell._step_seen[-1] is not prepared
     np.testing.assert_allclose(y, mg.cell(variant).step(p, xs[0], state)[0], rtol=1e-12)
+
+
+def test_a_ligru_stream_sees_its_running_statistics_updated_or_replaced():
+    """ligru's fast step holds the cell's buffers by identity, like p's arrays: an update in
+    place (as a training forward makes) is seen, a replaced dict or array is noticed."""
+    cell = mg.cell("ligru", backend="numba")
+    p = cell.init(3, 4, rng=np.random.default_rng(0))
+    xs = np.random.default_rng(1).normal(size=(5, 2, 3))
+    _, state = cell.step(p, xs[0])
+    _, state = cell.step(p, xs[1], state)             # the fast path from here
+
+    def changed(t, change):
+        nonlocal state
+        change()
+        y, new = cell.step(p, xs[t], state)
+        # buffers given explicitly are checked and used every time: the expected value
+        expected = mg.cell("ligru").step(p, xs[t], state, buffers=dict(cell.buffers))[0]
+        np.testing.assert_allclose(y, expected, rtol=1e-12)
+        state = new
+    changed(2, lambda: cell.buffers["running_mean"].__iadd__(0.5))
+    changed(3, lambda: setattr(cell, "buffers", {k: 2 * v for k, v in cell.buffers.items()}))
+    changed(4, lambda: cell.buffers.__setitem__("running_var", cell.buffers["running_var"] + 1))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
