@@ -134,7 +134,7 @@ def _rows_contiguous(a):
 
 
 @njit(inline="always")
-def _blas_gemm(A, B, c0, out, beta):
+def _blas_gemm(A, B, out, beta, c0=0):
     """out = A @ B[:, c0:c0 + n] + beta·out through the registered BLAS (``_blas.py``); beta 0
     or 1, n = out's columns."""
     m, k = A.shape
@@ -157,14 +157,61 @@ def _use_blas(A, B, out):
 
 @kernel
 def matmul_acc(A, B, out):
-    """out += A @ B for A (m, k), B (k, n), C-contiguous rows."""
-    _acc_columns(A, B, 0, B.shape[1], out)
+    """out += A @ B for A (m, k), B (k, n), C-contiguous rows.
+
+    Below ``BLAS_MIN_ROWS`` rows: four rows of A share each load of a row of B (four FMAs per
+    load instead of one), and the innermost loop runs along contiguous rows, so LLVM vectorises
+    it.
+    """
+    if _use_blas(A, B, out):
+        _blas_gemm(A, B, out, 1)
+        return
+    m, k = A.shape
+    n = B.shape[1]
+    i = 0
+    while i + 4 <= m:
+        for p in range(k):
+            a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]
+            for j in range(n):
+                b = B[p, j]
+                out[i, j] += a0 * b
+                out[i + 1, j] += a1 * b
+                out[i + 2, j] += a2 * b
+                out[i + 3, j] += a3 * b
+        i += 4
+    for i in range(i, m):                             # the rows left, one at a time
+        _row_acc(A, B, out, i)
+
+
+@njit(inline="always")
+def _row_acc(A, B, out, i):
+    """out[i] += A[i] @ B, eight rows of B per pass over out[i]: a lone row has no other rows to
+    share B's loads with, so it saves on its own loads and stores instead (measured, one row of
+    64 @ 64×192: 0.34 against 0.48 µs one row of B at a time; the streaming step's products)."""
+    k, n = B.shape
+    p = 0
+    while p + 8 <= k:
+        a0, a1, a2, a3 = A[i, p], A[i, p + 1], A[i, p + 2], A[i, p + 3]
+        a4, a5, a6, a7 = A[i, p + 4], A[i, p + 5], A[i, p + 6], A[i, p + 7]
+        for j in range(n):
+            out[i, j] += ((a0 * B[p, j] + a1 * B[p + 1, j] + a2 * B[p + 2, j] + a3 * B[p + 3, j])
+                          + (a4 * B[p + 4, j] + a5 * B[p + 5, j] + a6 * B[p + 6, j]
+                             + a7 * B[p + 7, j]))
+        p += 8
+    for p in range(p, k):
+        a = A[i, p]
+        for j in range(n):
+            out[i, j] += a * B[p, j]
 
 
 @kernel
 def matmul(A, B, out):
     """out = A @ B."""
-    _product_columns(A, B, 0, B.shape[1], out)
+    if _use_blas(A, B, out):
+        _blas_gemm(A, B, out, 0)
+        return
+    out[:] = 0
+    matmul_acc(A, B, out)
 
 
 @kernel
@@ -172,75 +219,32 @@ def matmul_columns(A, B, c0, out):
     """out = A @ B[:, c0:c0 + n], n = out's columns: a window of B's columns read in place.
 
     The slice ``B[:, c0:c0 + n]`` itself would be typed as a strided array, and LLVM leaves
-    loops over one scalar (measured, gru_v3's step kernel at one row, whose products take the
-    gates' and the candidate's columns of U: 3.1 µs this way, 1.35 µs read in place; gru's
-    0.95); read through the offset, B's rows stay contiguous.
-    """
-    _product_columns(A, B, c0, out.shape[1], out)
-
-
-@njit(inline="always")
-def _product_columns(A, B, c0, n, out):
-    """out = A @ B[:, c0:c0 + n]. ``n`` is out's columns, given as B's where it is all of them:
-    with that bound LLVM needs fewer checks of overlap (one row, 64 @ 64×192: 0.51 µs against
-    0.55 with out's)."""
-    if _use_blas(A, B, out):
-        _blas_gemm(A, B, c0, out, 0)
-        return
-    out[:] = 0
-    _acc_columns(A, B, c0, n, out)
-
-
-@njit(inline="always")
-def _acc_columns(A, B, c0, n, out):
-    """out += A @ B[:, c0:c0 + n] (n: see ``_product_columns``).
-
-    Below ``BLAS_MIN_ROWS`` rows: four rows of A share each load of a row of B (four FMAs per
-    load instead of one), and the innermost loop runs along contiguous rows, so LLVM vectorises
-    it.
+    loops over it scalar (measured, gru_v3's step kernel at one row, whose products take the
+    gates' and the candidate's columns of U: 3.1 µs with the slices, 1.3 µs read in place;
+    gru's 0.9). Kept apart from ``matmul``: one loop body for every product made the kernels
+    compile 2 to 5 s slower per variant.
     """
     if _use_blas(A, B, out):
-        _blas_gemm(A, B, c0, out, 1)
+        _blas_gemm(A, B, out, 0, c0)
         return
     m, k = A.shape
-    c0 = max(c0, 0)                                   # (as in _row_acc)
-    i = 0
-    while i + 4 <= m:
-        for p in range(k):
-            a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]
+    n = out.shape[1]
+    c0 = max(c0, 0)          # known >= 0, so is c0 + j: no wraparound check, and LLVM vectorises
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0
+        p = 0
+        while p + 4 <= k:                             # four rows of B per pass over out[i]
+            a0, a1, a2, a3 = A[i, p], A[i, p + 1], A[i, p + 2], A[i, p + 3]
             for j in range(n):
-                b = B[p, c0 + j]
-                out[i, j] += a0 * b
-                out[i + 1, j] += a1 * b
-                out[i + 2, j] += a2 * b
-                out[i + 3, j] += a3 * b
-        i += 4
-    for i in range(i, m):                             # the rows left, one at a time
-        _row_acc(A, B, c0, n, out, i)
-
-
-@njit(inline="always")
-def _row_acc(A, B, c0, n, out, i):
-    """out[i] += A[i] @ B[:, c0:c0 + n], eight rows of B per pass over out[i]: a lone row has no
-    other rows to share B's loads with, so it saves on its own loads and stores instead
-    (measured, one row of 64 @ 64×192: 0.34 against 0.48 µs one row of B at a time; the
-    streaming step's products)."""
-    k = B.shape[0]
-    c0 = max(c0, 0)         # known >= 0, so is c0 + j: no wraparound check, and LLVM vectorises
-    p = 0
-    while p + 8 <= k:
-        a0, a1, a2, a3 = A[i, p], A[i, p + 1], A[i, p + 2], A[i, p + 3]
-        a4, a5, a6, a7 = A[i, p + 4], A[i, p + 5], A[i, p + 6], A[i, p + 7]
-        for j in range(n):
-            q = c0 + j
-            out[i, j] += ((a0 * B[p, q] + a1 * B[p + 1, q] + a2 * B[p + 2, q] + a3 * B[p + 3, q])
-                          + (a4 * B[p + 4, q] + a5 * B[p + 5, q] + a6 * B[p + 6, q]
-                             + a7 * B[p + 7, q]))
-        p += 8
-    for p in range(p, k):
-        a = A[i, p]
-        for j in range(n):
-            out[i, j] += a * B[p, c0 + j]
+                q = c0 + j
+                out[i, j] += (a0 * B[p, q] + a1 * B[p + 1, q]) + (a2 * B[p + 2, q]
+                                                                  + a3 * B[p + 3, q])
+            p += 4
+        for p in range(p, k):
+            a = A[i, p]
+            for j in range(n):
+                out[i, j] += a * B[p, c0 + j]
 
 
 # ------------------------------------------------------------------ products outside the loop
@@ -259,7 +263,7 @@ def _project_rows(X, W, out):
     for i in range(X.shape[0]):
         for j in range(n):
             out[i, j] = 0
-        _row_acc(X, W, 0, W.shape[1], out, i)
+        _row_acc(X, W, out, i)
 
 
 def input_projection(x, W, out=None):
