@@ -256,7 +256,7 @@ class Cell:
                 and type(x_t) is _ndarray and x_t.dtype is seen[2] and x_t.shape == seen[3]
                 and (type(state) is _ndarray and state.dtype is seen[2]
                      and state.shape == seen[4] or _same_kind(state, seen[2], seen[4]))
-                and len(p) == len(seen[1]) and all(map(_is, p.values(), seen[1]))
+                and len(p) == len(seen[1]) and all(map(_is, p.values(), seen[1]))  # _same_arrays
                 and (seen[5] is None or _same_arrays(self.buffers, seen[5], seen[6]))):
             return seen[7](x_t, state)
         sizes, dtype = self._check_params(p)
@@ -282,7 +282,7 @@ class Cell:
                 tuple(s.shape for s in state) if isinstance(state, tuple) else state.shape,
                 held, None if held is None else tuple(held.values()))
         old = self._step_seen
-        if (old is not None and p is old[0] and _same_arrays(p, old[0], old[1])
+        if (old is not None and _same_arrays(p, old[0], old[1])
                 and seen[2:5] == old[2:5] and held is old[5]
                 and (held is None or _same_arrays(held, old[5], old[6]))):
             return old                                # a first step from state None, say

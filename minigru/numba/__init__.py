@@ -3,8 +3,8 @@
 One module per cell family, mirroring ``minigru/cells``; each exposes
 ``FUNCTIONS = {variant: (forward, backward, step[, prepare_step])}`` with the signatures of the
 NumPy reference and the same cache contents; ``prepare_step`` (``_step.py``) serves
-``Cell.step``'s streaming fast path. Compiled code is cached on disk (``cache=True``), so only the first
-process on a machine pays the compilation.
+``Cell.step``'s streaming fast path. Compiled code is cached on disk (``cache=True``), so only
+the first process on a machine pays the compilation.
 
 Developers: Numba checks a cached kernel against its own file only. A kernel compiled into
 ``gru.py``'s cache carries the ``_math.py`` helpers it called at the time, so after editing
