@@ -10,7 +10,7 @@
 
 from . import losses, optim
 from .cell import Cell, cell
-from .cells import VARIANTS
+from .cells import VARIANTS, BackendUnavailableError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .gradcheck import gradcheck
 from .layers import Embedding, Linear
@@ -19,6 +19,6 @@ from .rnn import RNN
 from .train import History, fit
 
 __version__ = "0.1.0"
-__all__ = ["VARIANTS", "Cell", "Embedding", "History", "Linear", "Model", "Module", "RNN", "cell",
+__all__ = ["VARIANTS", "BackendUnavailableError", "Cell", "Embedding", "History", "Linear", "Model", "Module", "RNN", "cell",
            "fit", "gradcheck", "load_checkpoint", "losses", "optim", "save_checkpoint",
            "__version__"]

@@ -29,7 +29,7 @@ def array(name, a, shape, dtype, legend=None, is_device=None):
     backends that take device arrays too, says whether ``a`` is one (checked the same way).
     """
     # the common case first and cheaply: this runs on every streaming step
-    kind_ok = isinstance(a, np.ndarray) or (is_device is not None and is_device(a))
+    kind_ok = type(a) is np.ndarray or (is_device is not None and is_device(a))
     if kind_ok and a.dtype == dtype and a.ndim == len(shape):
         for got, expected in zip(a.shape, shape):
             if expected is not None and got != expected:
@@ -37,8 +37,13 @@ def array(name, a, shape, dtype, legend=None, is_device=None):
         else:
             return a
     if not kind_ok:
-        kinds = "a numpy.ndarray" + (" or a device array" if is_device else "")
-        raise TypeError(f"{name} must be {kinds}, got {type(a).__name__}")
+        not_plain(name, a)
+        if not isinstance(a, np.ndarray):
+            kinds = "a numpy.ndarray" + (" or a device array" if is_device else "")
+            raise TypeError(f"{name} must be {kinds}, got {type(a).__name__}")
+        if a.dtype == dtype and a.ndim == len(shape) and all(
+                e is None or g == e for g, e in zip(a.shape, shape)):
+            return a                                  # np.memmap, say: an ndarray of its own
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
     if a.dtype != dtype:
@@ -50,6 +55,16 @@ def array(name, a, shape, dtype, legend=None, is_device=None):
     if a.ndim != len(shape):
         raise ValueError(f"{name} must be {len(shape)}-D {want}, got shape {a.shape}")
     raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+
+
+def not_plain(name, a):
+    """Refuse the ndarray subclasses whose meaning the arithmetic would silently drop: a masked
+    array's mask (its masked entries would be computed with), a matrix's 2-D-only products."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a numpy.ma.MaskedArray, whose mask minigru would ignore: "
+                        f"pass {name}.filled(0) (and lengths= for padded sequences) instead")
+    if isinstance(a, np.matrix):
+        raise TypeError(f"{name} is a numpy.matrix: pass np.asarray({name})")
 
 
 def _shape_text(shape, legend):
@@ -73,6 +88,7 @@ def params(name, p, shapes, is_device=None):
     dtype = None
     for key, shape in shapes.items():
         a = p[key]
+        not_plain(f"{name}[{key!r}]", a)
         if not (isinstance(a, np.ndarray) or (is_device is not None and is_device(a))):
             kinds = "a numpy.ndarray" + (" or a device array" if is_device else "")
             raise TypeError(f"{name}[{key!r}] must be {kinds}, got {type(a).__name__}")
@@ -93,6 +109,30 @@ def positive_int(name, value):
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value}")
     return int(value)
+
+
+def seed(name, value):
+    """A seed for ``np.random.default_rng``: None (fresh entropy) or an int >= 0. (It is kept in
+    configurations and checkpoints as JSON, so a Generator or a sequence is not taken.)"""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be None or an int >= 0, got {type(value).__name__} "
+                        f"{value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be None or an int >= 0, got {value}")
+    return int(value)
+
+
+def positive_real(name, value):
+    """A finite real number > 0, as a Python float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__} "
+                        f"{value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
 
 
 def probability(name, value):

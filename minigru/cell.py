@@ -15,13 +15,18 @@ on the hot path; the training loop checks the loss instead.
 """
 
 import functools
-import operator
 
 import numpy as np
 
 from . import _check
 from ._aligned import aligned_copy
+from ._step_record import StepRecord
 from .cells import BACKENDS, get_variant
+
+
+def _with_bias_option():
+    from .cells import REGISTRY
+    return [name for name, v in REGISTRY.items() if v.bias_params]
 
 
 def cell(name, backend="numpy", **options):
@@ -42,15 +47,19 @@ class Cell:
             raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
         self.backend = backend
         self._fns = BACKENDS[backend](self.variant)
-        # "cuda" takes device arrays too, and says which objects are
+        # "cuda" takes device arrays too, says which objects are, and copies them
         self._is_device = getattr(self._fns, "is_device", None)
+        self._copy = getattr(self._fns, "copy", aligned_copy)
         self.options = {**self.variant.init_options, **self.variant.run_options}
+        if self.variant.bias_params:
+            self.options["bias"] = True
         if "dropout" in self.variant.run_options:
             self.options["seed"] = None
             self._rng = np.random.default_rng()
         self.buffers = None
-        self._checked = None
-        self._step_seen = None                        # what the last checked step was given
+        self._checked = None                          # (signature of p, its sizes and dtype)
+        self._zero_biases = None                      # bias=False: ((dtype, sizes), zeros)
+        self._step_record = None                      # the last checked step (StepRecord)
         self._set_options(options)
 
     @property
@@ -62,6 +71,12 @@ class Cell:
 
     def _set_options(self, options):
         for key, value in options.items():
+            if key == "bias" and not self.variant.bias_params:
+                if _check.boolean("bias", value):
+                    continue                          # what every cell has: nothing to leave out
+                raise ValueError(f"bias=False leaves out a variant's bias parameters, and "
+                                 f"{self.name} has none it can do without (the variants with "
+                                 f"bias=False are {', '.join(_with_bias_option())})")
             if key not in self.options:
                 valid = sorted(self.options) or "none"
                 raise TypeError(f"{self.name} has no option {key!r}; its options are {valid}")
@@ -70,20 +85,32 @@ class Cell:
             elif key == "momentum":
                 value = _check.probability("momentum", value)
             elif key == "multiplier":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                    raise ValueError(f"multiplier must be a positive number, got {value!r}")
+                value = _check.positive_real("multiplier", value)
             elif key == "output_size" and value is not None:
                 value = _check.positive_int("output_size", value)
+            elif key == "seed":
+                value = _check.seed("seed", value)
+            elif key == "bias":
+                value = _check.boolean("bias", value)
             self.options[key] = value
             if key == "seed":
                 self._rng = np.random.default_rng(value)
+        self._checked = self._step_record = None      # the expected parameters may differ now
 
     # ------------------------------------------------------------------ parameters
     def param_shapes(self, input_size, hidden_size, **options):
         """``{name: shape}`` of the parameters for these sizes (VARIANTS.md)."""
+        bias = _check.boolean("bias", options.pop("bias", self.options.get("bias", True)))
         opts = self._init_opts(options)
-        return self.variant.shapes(_check.positive_int("input_size", input_size),
-                                   _check.positive_int("hidden_size", hidden_size), **opts)
+        shapes = self.variant.shapes(_check.positive_int("input_size", input_size),
+                                     _check.positive_int("hidden_size", hidden_size), **opts)
+        return self._without_biases(shapes, bias)
+
+    def _without_biases(self, shapes, bias=None):
+        """``shapes`` (or parameters) less the bias parameters when ``bias`` is False."""
+        if self.options.get("bias", True) if bias is None else bias:
+            return shapes
+        return {k: v for k, v in shapes.items() if k not in self.variant.bias_params}
 
     def num_params(self, input_size, hidden_size, **options):
         shapes = self.param_shapes(input_size, hidden_size, **options)
@@ -111,23 +138,25 @@ class Cell:
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         self._set_options(options)
         opts = self._init_opts({})
-        p = {k: aligned_copy(v) for k, v in
-             self.variant.init(input_size, hidden_size, rng, dtype, **opts).items()}
+        p = {k: aligned_copy(v) for k, v in self._without_biases(
+             self.variant.init(input_size, hidden_size, rng, dtype, **opts)).items()}
         if self.variant.init_buffers is not None:
             self.buffers = self.variant.init_buffers(p)
         return p
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, p):
-        """(sizes, dtype) of a checked p. The result is kept for the same dict holding the same
-        arrays, so the streaming path (``step`` in a loop) checks its parameters once."""
+        """(sizes, dtype) of a checked p. The checks depend only on the keys of p and the type,
+        shape and dtype of its arrays; a p that agrees with the last one in those gives the
+        same answer without them."""
         if not isinstance(p, dict):
             raise TypeError(f"p must be a dict of parameter arrays, got {type(p).__name__}")
-        key = (id(p), *map(id, p.values()))
-        if self._checked is not None and self._checked[0] == key:
+        signature = tuple((k, type(v), getattr(v, "shape", None), getattr(v, "dtype", None))
+                          for k, v in p.items())
+        if self._checked is not None and self._checked[0] == signature:
             return self._checked[1]
         result = self._check_params_now(p)
-        self._checked = (key, result, tuple(p.values()))  # alive, so their ids stay unique
+        self._checked = (signature, result)
         return result
 
     def _check_params_now(self, p):
@@ -137,15 +166,28 @@ class Cell:
             sizes = None
         if sizes is None:
             # The sizes cannot be read from p: its keys or the ranks of its arrays are wrong.
-            expected = self.variant.shapes(1, 1, **self._init_opts({}))
+            expected = self._without_biases(self.variant.shapes(1, 1, **self._init_opts({})))
             _check.params("p", p, dict.fromkeys(expected), self._is_device)
             for key, shape in expected.items():
                 if np.ndim(p[key]) != len(shape):
                     raise ValueError(f"p[{key!r}] must be {len(shape)}-D, "
                                      f"got shape {np.shape(p[key])}")
             raise ValueError(f"p does not hold a consistent set of {self.name} parameters")
-        dtype = _check.params("p", p, self.variant.shapes(**sizes), self._is_device)
+        expected = self._without_biases(self.variant.shapes(**sizes))
+        dtype = _check.params("p", p, expected, self._is_device)
         return sizes, dtype
+
+    def _with_biases(self, p, sizes, dtype):
+        """``p`` as the variant's functions take it: with bias=False, its bias parameters added
+        as zeros (one set per dtype and sizes, never written to)."""
+        if self.options.get("bias", True):
+            return p
+        key = (np.dtype(dtype), tuple(sorted(sizes.items())))
+        if self._zero_biases is None or self._zero_biases[0] != key:
+            shapes = self.variant.shapes(**sizes)
+            self._zero_biases = (key, {k: np.zeros(shapes[k], dtype)
+                                       for k in self.variant.bias_params})
+        return {**p, **self._zero_biases[1]}
 
     def _check_state(self, name, state, B, H, dtype):
         legend = "(B, H)"
@@ -173,10 +215,10 @@ class Cell:
             kw["rng"] = self._rng if rng is None else rng
         if "momentum" in run:
             kw["momentum"] = self.options["momentum"]
-            kw["buffers"] = self._buffers(p, dtype, buffers)
+            kw["buffers"] = self._buffers(p, dtype, buffers, training)
         return kw
 
-    def _buffers(self, p, dtype, buffers):
+    def _buffers(self, p, dtype, buffers, training):
         """The given buffers, checked, or the cell's own (made from p if it has none yet)."""
         if buffers is None:
             if self.buffers is None:
@@ -190,6 +232,10 @@ class Cell:
                              f"got {sorted(buffers)}")
         for key, a in expected.items():
             _check.array(f"buffers[{key!r}]", buffers[key], a.shape, dtype)
+            if training and not buffers[key].flags.writeable:
+                raise ValueError(f"buffers[{key!r}] is read-only, but a training forward "
+                                 f"updates the running statistics in place: pass writable "
+                                 f"buffers, or run with training=False")
         return buffers
 
     # ------------------------------------------------------------------ the API
@@ -200,6 +246,10 @@ class Cell:
         statistics are ``cell.buffers`` (made by ``init``, or from ``p`` on first use), which a
         training forward updates in place; ``buffers=`` uses another dict instead. ``rng``
         overrides the cell's generator for rru's dropout mask.
+
+        The cache holds copies of ``p``, ``x`` and ``state0``: ``backward`` differentiates the
+        forward that ran, whatever is written into those arrays afterwards (an optimiser step,
+        the next batch read into the same buffer).
         """
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
@@ -212,11 +262,15 @@ class Cell:
             state0 = self._zero_state(B, H, dtype)
         else:
             state0 = self._check_state("state0", state0, B, H, dtype)
+            state0 = tuple(map(self._copy, state0)) if isinstance(state0, tuple) \
+                else self._copy(state0)
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be a bool, got {type(training).__name__}")
         kw = self._run_kwargs(p, dtype, bool(training), buffers, rng)
-        ys, state, cache = self._fns.forward(p, x, state0, bool(training), **kw)
+        seen = self._with_biases({k: self._copy(v) for k, v in p.items()}, sizes, dtype)
+        ys, state, cache = self._fns.forward(seen, self._copy(x), state0, bool(training), **kw)
         cache["variant"] = self.name
+        cache["params"] = seen                        # what backward computes with
         cache["shapes"] = (T, B, I, H, ys.shape[2])
         cache["param_shapes"] = {k: v.shape for k, v in p.items()}
         return ys, state, cache
@@ -225,7 +279,8 @@ class Cell:
         """dx (T, B, I), dstate0, grads = backward through the forward that made ``cache``.
 
         ``dys`` (T, B, O) is dLoss/dys; ``dstate`` is dLoss/d(final state), or None for zero.
-        ``grads`` has exactly the keys of ``p``.
+        ``grads`` has exactly the keys of ``p``. ``p`` is checked against the cache; the
+        arithmetic uses the parameters as the forward saw them (the cache's copies).
         """
         sizes, dtype = self._check_params(p)
         if not isinstance(cache, dict) or "variant" not in cache:
@@ -242,23 +297,17 @@ class Cell:
             dstate = self._zero_state(B, H, dtype)
         else:
             dstate = self._check_state("dstate", dstate, B, H, dtype)
-        return self._fns.backward(p, cache, dys, dstate)
+        dx, dstate0, grads = self._fns.backward(cache["params"], cache, dys, dstate)
+        return dx, dstate0, {k: grads[k] for k in p}  # bias=False: the zeros' gradients go
 
     def step(self, p, x_t, state=None, *, buffers=None):
         """y (B, O), new state = one step of inference (evaluation mode, no cache)."""
-        # The streaming path calls this once per time step, with the same p and arrays of the
-        # same shapes each time. Those calls are recognised in a few comparisons of identity,
-        # type and shape, and go to the step the backend prepared for them (the numba backend's
-        # skips its dispatcher; see minigru/numba/_step.py). Measured for gru at B = 1, I = 16,
-        # H = 64: the full checks below take 1.1 µs, these 0.4, the kernel itself 0.9.
-        seen = self._step_seen
-        if (seen is not None and p is seen[0] and buffers is None
-                and type(x_t) is _ndarray and x_t.dtype is seen[2] and x_t.shape == seen[3]
-                and (type(state) is _ndarray and state.dtype is seen[2]
-                     and state.shape == seen[4] or _same_kind(state, seen[2], seen[4]))
-                and len(p) == len(seen[1]) and all(map(_is, p.values(), seen[1]))  # _same_arrays
-                and (seen[5] is None or _same_arrays(self.buffers, seen[5], seen[6]))):
-            return seen[7](x_t, state)
+        # The streaming path calls this once per time step with the same p and arrays of the
+        # same kinds; such a call goes straight to what the last checked one prepared
+        # (``_step_record.py``). The checks below take three times the kernel's time at B = 1.
+        record = self._step_record
+        if record is not None and record.accepts(p, x_t, state, buffers, self.buffers):
+            return record.run(x_t, state)
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
         _check.array("x_t", x_t, (None, I), dtype, "(B, I)", self._is_device)
@@ -268,41 +317,21 @@ class Cell:
         else:
             state = self._check_state("state", state, B, H, dtype)
         kw = self._run_kwargs(p, dtype, False, buffers, None)
+        full = self._with_biases(p, sizes, dtype)
         if buffers is None:                           # buffers given: checked every time
-            self._step_seen = self._remember_step(p, x_t, state, dtype, kw)
-        return self._fns.step(p, x_t, state, **kw)
+            self._step_record = self._record_step(p, full, x_t, state, dtype, kw)
+        return self._fns.step(full, x_t, state, **kw)
 
-    def _remember_step(self, p, x_t, state, dtype, kw):
-        """What the step's fast path compares a call with, and the function it then calls: the
-        step the backend prepared for these arrays, or its step with the options bound (rru's
-        dropout 0 at inference; ligru's running statistics, the cell's buffers, which are held
-        by identity like p's arrays)."""
+    def _record_step(self, p, full, x_t, state, dtype, kw):
+        """The ``StepRecord`` of a checked step: its function is the step the backend prepared
+        for these arrays, or its step with the options bound (rru's dropout 0 at inference;
+        ligru's running statistics, the cell's buffers, which are held like p's arrays)."""
         held = kw.get("buffers")
-        seen = (p, tuple(p.values()), dtype, x_t.shape,
-                tuple(s.shape for s in state) if isinstance(state, tuple) else state.shape,
-                held, None if held is None else tuple(held.values()))
-        old = self._step_seen
-        if (old is not None and _same_arrays(p, old[0], old[1])
-                and seen[2:5] == old[2:5] and held is old[5]
-                and (held is None or _same_arrays(held, old[5], old[6]))):
+        old = self._step_record
+        state_shape = tuple(s.shape for s in state) if isinstance(state, tuple) else state.shape
+        if old is not None and old.same_params(p, dtype, x_t.shape, state_shape, held):
             return old                                # a first step from state None, say
         prepare = getattr(self._fns, "prepare_step", None)
-        return seen + (prepare(p, x_t, state) if prepare and not kw
-                       else functools.partial(self._fns.step, p, **kw),)
-
-
-_ndarray, _is = np.ndarray, operator.is_              # looked up once: the step's fast path
-
-
-def _same_arrays(d, held, values):
-    """Whether dict ``d`` is ``held`` and holds the same arrays (by identity) as ``values``."""
-    return d is held and len(d) == len(values) and all(map(_is, d.values(), values))
-
-
-def _same_kind(a, dtype, shape):
-    """Whether ``a`` is a NumPy array (or a tuple of them) of this dtype and shape (shapes)."""
-    if type(a) is np.ndarray:
-        return a.dtype is dtype and a.shape == shape
-    return (type(a) is tuple and len(a) == len(shape)
-            and all(type(s) is np.ndarray and s.dtype is dtype and s.shape == shape_i
-                    for s, shape_i in zip(a, shape)))
+        run = (prepare(full, x_t, state) if prepare and not kw
+               else functools.partial(self._fns.step, full, **kw))
+        return StepRecord(p, x_t, state, held, run)

@@ -141,7 +141,10 @@ def test_cache_from_another_variant():
 
 
 def test_unknown_option():
-    with pytest.raises(TypeError, match=r"gru has no option 'dropout'; its options are none"):
+    with pytest.raises(TypeError, match=r"mingru has no option 'dropout'; its options are none"):
+        mg.cell("mingru", dropout=0.1)
+    with pytest.raises(TypeError, match=r"gru has no option 'dropout'; its options are "
+                                        r"\['bias'\]"):
         mg.cell("gru", dropout=0.1)
     with pytest.raises(TypeError, match=r"rru has no option 'momentum'; its options are "
                                         r"\['dropout', 'multiplier', 'output_size', 'seed'\]"):

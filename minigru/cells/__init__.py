@@ -41,6 +41,10 @@ def get_variant(name):
     return REGISTRY[name]
 
 
+class BackendUnavailableError(RuntimeError):
+    """A backend that cannot run here (no GPU, no numba-cuda); the message says what is missing."""
+
+
 def _numpy_backend(variant):
     return variant
 

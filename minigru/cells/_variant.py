@@ -35,6 +35,7 @@ class Variant:
     init_options: dict = field(default_factory=dict)   # shape options with their defaults
     run_options: dict = field(default_factory=dict)    # options forward/step read
     init_buffers: Optional[Callable] = None            # (p) -> dict of untrained buffers
+    bias_params: tuple = ()             # what bias=False leaves out (they are zeros then)
     family: str = ""                                   # the module, set by the registry
 
     def num_params(self, input_size, hidden_size, **opts):

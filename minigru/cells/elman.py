@@ -71,5 +71,6 @@ def step(p, x_t, h):
 
 VARIANTS = (
     Variant(name="rnn", paper="Elman 1990 (PyTorch nn.RNN)", equations="h'=tanh(xW+hU+b)",
-            shapes=shapes, sizes=sizes, init=init, forward=forward, backward=backward, step=step),
+            shapes=shapes, sizes=sizes, init=init, forward=forward, backward=backward, step=step,
+            bias_params=("b",)),
 )

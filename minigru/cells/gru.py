@@ -210,7 +210,7 @@ VARIANTS = (
     Variant(name="gru", paper="Cho et al. 2014 v1 (PyTorch nn.GRU)",
             equations="r,z=σ(xW+hU+b); n=tanh(xW_n+b_n+r⊙(hU_n+c)); h'=z⊙h+(1-z)⊙n",
             shapes=gru_shapes, sizes=_gated.sizes, init=gru_init,
-            forward=gru_forward, backward=gru_backward, step=gru_step),
+            forward=gru_forward, backward=gru_backward, step=gru_step, bias_params=("b", "c")),
     _v3_variant("gru_v3", "Cho et al. 2014 v3 (textbook GRU)", "r,z=σ(xW+hU+b); " + _UPDATE,
                 (True, True, True)),
     _v3_variant("gru1", CITATION_DEY, "r,z=σ(hU+b); " + _UPDATE, (False, True, True)),

@@ -106,5 +106,5 @@ VARIANTS = (
     Variant(name="lstm", paper="Hochreiter & Schmidhuber 1997 (PyTorch nn.LSTM)",
             equations="i,f,o=σ(·), g=tanh(xW+hU+b); c'=f⊙c+i⊙g; h'=o⊙tanh(c')",
             shapes=shapes, sizes=sizes, init=init, forward=forward, backward=backward, step=step,
-            lstm_state=True),
+            lstm_state=True, bias_params=("b",)),
 )

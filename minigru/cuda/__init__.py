@@ -24,16 +24,18 @@ SIMULATOR_HINT = ("To run the CUDA kernels without a GPU, in Numba's CUDA simula
 
 
 def _require_cuda():
-    """Raise a RuntimeError that says what is missing when the CUDA target cannot run."""
+    """Raise a ``BackendUnavailableError`` (a RuntimeError) that says what is missing when the
+    CUDA target cannot run."""
+    from ..cells import BackendUnavailableError
     try:
         from numba import cuda
     except ImportError as e:
-        raise RuntimeError(f"backend='cuda' needs the numba-cuda package "
-                           f"(pip install 'minigru[cuda]'): {e}") from None
+        raise BackendUnavailableError(f"backend='cuda' needs the numba-cuda package "
+                                      f"(pip install 'minigru[cuda]'): {e}") from None
     if not cuda.is_available():
-        raise RuntimeError("backend='cuda' needs an NVIDIA GPU with a working driver, and "
-                           "numba.cuda found none (numba.cuda.is_available() is False). "
-                           + SIMULATOR_HINT)
+        raise BackendUnavailableError(
+            "backend='cuda' needs an NVIDIA GPU with a working driver, and numba.cuda found "
+            "none (numba.cuda.is_available() is False). " + SIMULATOR_HINT)
     return cuda
 
 
@@ -76,6 +78,8 @@ def backend(variant):
         raise NotImplementedError(
             f"backend 'cuda' does not have {variant.name!r}; it has "
             f"{', '.join(sorted(fns))} (use backend='numpy' or 'numba' for the others)")
+    from .._aligned import aligned_copy
+    from ._blas import copy as device_copy
     from ._blas import is_device, to_device, to_host
     forward_d, backward_d = fns[variant.name]
 
@@ -112,4 +116,10 @@ def backend(variant):
             ys, state = to_host(ys), each(to_host, state)
         return ys[0], state
 
-    return SimpleNamespace(forward=forward, backward=backward, step=step, is_device=is_device)
+    def copy(a):                                      # what a forward keeps for its backward
+        if not is_device(a):
+            return aligned_copy(a)
+        return device_copy(a) if a.is_c_contiguous() else a   # to_device refuses the latter
+
+    return SimpleNamespace(forward=forward, backward=backward, step=step, is_device=is_device,
+                           copy=copy)
