@@ -24,7 +24,8 @@ def _check_variant(variant):
 def params_from_torch(variant, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """minigru parameters of ``variant`` from one layer-direction of a PyTorch module.
 
-    Arrays are NumPy (``tensor.detach().numpy()``); missing biases (``bias=False``) are zeros.
+    Arrays are NumPy (``tensor.detach().numpy()``). Without biases (``bias=False``: both None)
+    the result has none either, as a minigru cell with ``bias=False``.
     """
     _check_variant(variant)
     weight_ih, weight_hh = np.asarray(weight_ih), np.asarray(weight_hh)
@@ -36,6 +37,8 @@ def params_from_torch(variant, weight_ih, weight_hh, bias_ih=None, bias_hh=None)
     if weight_ih.ndim != 2 or weight_ih.shape[0] != G * H:
         raise ValueError(f"weight_ih of {variant} must have shape ({G * H}, I), "
                          f"got {weight_ih.shape}")
+    if bias_ih is None and bias_hh is None:
+        return {"W": weight_ih.T.copy(), "U": weight_hh.T.copy()}
     zeros = np.zeros(G * H, weight_hh.dtype)
     bias_ih = zeros if bias_ih is None else np.asarray(bias_ih)
     bias_hh = zeros if bias_hh is None else np.asarray(bias_hh)
@@ -56,8 +59,11 @@ def params_to_torch(variant, p):
 
     The split of a summed bias between ``bias_ih`` and ``bias_hh`` is not unique: the whole of
     ``b`` goes to ``bias_ih``, and ``bias_hh`` holds only what must be there (gru's ``c``).
+    A ``p`` without biases (``bias=False``) gives the two weights only.
     """
     _check_variant(variant)
+    if "b" not in p:
+        return {"weight_ih": p["W"].T.copy(), "weight_hh": p["U"].T.copy()}
     H = p["U"].shape[0]
     bias_hh = np.zeros_like(p["b"])
     if variant == "gru":

@@ -28,6 +28,7 @@ class RNN(Module):
     """A stack of ``num_layers`` recurrent layers of ``variant``, in one or both directions.
 
     Arguments as ``torch.nn.GRU``'s, plus ``variant``, ``backend``, ``dtype`` and ``seed``;
+    ``bias=False`` leaves out the bias parameters (gru, lstm, rnn; as PyTorch's ``bias``);
     ``cell_options`` go to every cell (rru: output_size, multiplier, and ``cell_dropout`` for
     its dropout inside the cell, since ``dropout`` is PyTorch's, between layers; ligru:
     momentum).
@@ -35,7 +36,7 @@ class RNN(Module):
 
     def __init__(self, variant, input_size, hidden_size, num_layers=1, bidirectional=False,
                  dropout=0.0, batch_first=False, backend="numpy", dtype=np.float32, seed=None,
-                 **cell_options):
+                 bias=True, **cell_options):
         super().__init__()
         self.input_size = _check.positive_int("input_size", input_size)
         self.hidden_size = _check.positive_int("hidden_size", hidden_size)
@@ -43,6 +44,8 @@ class RNN(Module):
         self.bidirectional = _check.boolean("bidirectional", bidirectional)
         self.batch_first = _check.boolean("batch_first", batch_first)
         self.dropout = _check.probability("dropout", dropout)
+        self.bias = _check.boolean("bias", bias)
+        seed = _check.seed("seed", seed)
         if "seed" in cell_options:
             raise TypeError("the RNN's seed drives every cell's dropout: give seed= to RNN only")
         if "cell_dropout" in cell_options:            # rru's own dropout; `dropout` is PyTorch's
@@ -56,7 +59,7 @@ class RNN(Module):
         for layer in range(self.num_layers):
             in_size = self.input_size if layer == 0 else self.num_directions * self.output_size
             for d in range(self.num_directions):
-                cell = Cell(variant, backend, **cell_options)
+                cell = self._cell(backend)
                 p = cell.init(in_size, self.hidden_size, rng=rng, dtype=dtype)
                 suffix = f"_l{layer}" + ("_reverse" if d else "")
                 for k, v in p.items():
@@ -68,6 +71,10 @@ class RNN(Module):
         self._backend = backend
         self._tape = None                             # what the last forward left for backward
         self.dstate0 = None                           # dLoss/d(state0) after a backward
+
+    def _cell(self, backend):
+        return Cell(self.variant, backend, **self.cell_options,
+                    **({} if self.bias else {"bias": False}))
 
     # ------------------------------------------------------------------ description
     @property
@@ -96,7 +103,8 @@ class RNN(Module):
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "bidirectional": self.bidirectional, "dropout": self.dropout,
                 "batch_first": self.batch_first, "backend": self.backend,
-                "dtype": self.dtype.name, "seed": self.seed, **self._config_cell_options}
+                "dtype": self.dtype.name, "seed": self.seed, "bias": self.bias,
+                **self._config_cell_options}
 
     # ------------------------------------------------------------------ backend
     @property
@@ -105,11 +113,12 @@ class RNN(Module):
 
     @backend.setter
     def backend(self, name):
-        """Run the same parameters (and buffers) on another backend."""
-        cells = [Cell(self.variant, name, **self.cell_options) for _ in self._cells]
+        """Run the same parameters (and buffers) on another backend. A forward already run keeps
+        the cells it ran on, so its backward still follows it there."""
+        cells = [self._cell(name) for _ in self._cells]
         for new, old in zip(cells, self._cells):
             new.buffers = old.buffers
-        self._cells, self._backend, self._tape = cells, name, None
+        self._cells, self._backend = cells, name
 
     # ------------------------------------------------------------------ buffers in state_dict
     def _buffer_items(self):
@@ -145,13 +154,20 @@ class RNN(Module):
         return _check.array(name, state, shape, self.dtype, legend)
 
     def _check_lengths(self, lengths, T, B):
+        want = f"one length per batch row, an integer array (B,) = ({B},)"
         if isinstance(lengths, (list, tuple)):
+            if len(lengths) == 0:
+                raise ValueError(f"lengths must hold {want}, got an empty "
+                                 f"{type(lengths).__name__}")
             lengths = np.asarray(lengths)
+        if isinstance(lengths, (int, np.integer)) and not isinstance(lengths, (bool, np.bool_)):
+            raise TypeError(f"lengths must hold {want}, got the single int {lengths} (for "
+                            f"sequences that all have T steps, pass lengths=None)")
         if not isinstance(lengths, np.ndarray) or not np.issubdtype(lengths.dtype, np.integer):
-            raise TypeError(f"lengths must be an integer array (B,) = ({B},), got "
+            raise TypeError(f"lengths must hold {want}, got "
                             f"{getattr(lengths, 'dtype', type(lengths).__name__)}")
         if lengths.shape != (B,):
-            raise ValueError(f"lengths must have shape (B,) = ({B},), got {lengths.shape}")
+            raise ValueError(f"lengths must hold {want}, got shape {lengths.shape}")
         if lengths.min() < 1 or lengths.max() > T:
             raise ValueError(f"lengths must lie in [1, T] = [1, {T}], got values from "
                              f"{lengths.min()} to {lengths.max()}")
@@ -217,6 +233,7 @@ class RNN(Module):
             else:
                 tape["masks"].append(None)
             inp = out
+        tape["cells"] = list(self._cells)            # the backward runs where the forward did
         self._tape = tape
         state = tuple(final) if self.lstm_state else final[0]
         return (inp.transpose(1, 0, 2) if self.batch_first else inp), state
@@ -251,7 +268,7 @@ class RNN(Module):
                 ds = None if dstate is None else _select(dstate, i)
                 for (rows, n), cache in zip(groups, tape["caches"][i]):
                     dy = dout[:n, rows, d * O:(d + 1) * O]
-                    dx, ds0, grads = self._cells[i].backward(
+                    dx, ds0, grads = tape["cells"][i].backward(
                         self._p[i], cache, dy[::-1] if d else dy,
                         None if ds is None else _rows(ds, rows))
                     dinp[:n, rows] += dx[::-1] if d else dx
@@ -292,14 +309,16 @@ class RNN(Module):
 
         Any ``num_layers``, ``bidirectional``, ``batch_first``, ``bias`` and ``dropout``;
         float32 or float64 weights. ``nn.RNN`` must use tanh and ``nn.LSTM`` no ``proj_size``.
+        A subclass gives its weights and configuration; what its own ``forward`` may do
+        differently is not carried over.
         """
         import torch
 
         kinds = {torch.nn.GRU: "gru", torch.nn.LSTM: "lstm", torch.nn.RNN: "rnn"}
-        variant = kinds.get(type(module))
+        variant = next((v for kind, v in kinds.items() if isinstance(module, kind)), None)
         if variant is None:
-            raise TypeError(f"module must be a torch.nn.GRU, LSTM or RNN, got "
-                            f"{type(module).__name__}")
+            raise TypeError(f"module must be a torch.nn.GRU, LSTM or RNN (or a subclass of "
+                            f"one), got {type(module).__name__}")
         if variant == "rnn" and module.nonlinearity != "tanh":
             raise ValueError(f"only nn.RNN with nonlinearity='tanh' maps onto minigru's rnn, "
                              f"got {module.nonlinearity!r}")
@@ -311,7 +330,7 @@ class RNN(Module):
             raise TypeError(f"module weights must be float32 or float64, got {dtype}")
         rnn = cls(variant, module.input_size, module.hidden_size, module.num_layers,
                   module.bidirectional, module.dropout, module.batch_first, backend,
-                  np.float32 if dtype == torch.float32 else np.float64)
+                  np.float32 if dtype == torch.float32 else np.float64, bias=module.bias)
         state = {}
         for i in range(len(rnn._cells)):
             layer, d = divmod(i, rnn.num_directions)
@@ -325,14 +344,15 @@ class RNN(Module):
         return rnn
 
     def to_torch(self):
-        """The equivalent ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (with biases), weights copied."""
+        """The equivalent ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (``bias`` as this RNN's), weights
+        copied."""
         import torch
 
         if self.variant not in TORCH_VARIANTS or self.cell_options:
             raise ValueError(f"only {', '.join(TORCH_VARIANTS)} have a PyTorch module; "
                              f"this RNN is {self.variant}")
         kind = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}[self.variant]
-        module = kind(self.input_size, self.hidden_size, self.num_layers, bias=True,
+        module = kind(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
                       batch_first=self.batch_first, dropout=self.dropout,
                       bidirectional=self.bidirectional)
         module = module.to(torch.float64 if self.dtype == np.float64 else torch.float32)

@@ -177,8 +177,12 @@ def test_state_dict_holds_ligru_running_statistics():
 @pytest.mark.parametrize("bad, exc, message", [
     (dict(lengths=np.array([5, 2, 0, 5])), ValueError, r"lengths must lie in \[1, T\] = \[1, 5\]"),
     (dict(lengths=np.array([5, 2, 6, 5])), ValueError, r"lengths must lie in \[1, T\]"),
-    (dict(lengths=np.array([5.0, 2, 1, 5])), TypeError, "lengths must be an integer array"),
-    (dict(lengths=np.array([5, 2, 1])), ValueError, r"lengths must have shape \(B,\) = \(4,\)"),
+    (dict(lengths=np.array([5.0, 2, 1, 5])), TypeError,
+     r"lengths must hold one length per batch row, an integer array \(B,\) = \(4,\), "
+     r"got float64"),
+    (dict(lengths=np.array([5, 2, 1])), ValueError,
+     r"lengths must hold one length per batch row, an integer array \(B,\) = \(4,\), "
+     r"got shape \(3,\)"),
     (dict(state0=np.zeros((1, B, H), np.float32)), ValueError,
      r"state0 must have shape \(L·D, B, H\) = \(2, 4, 4\), got \(1, 4, 4\)"),
 ])
@@ -312,7 +316,8 @@ def test_from_torch_refuses_what_has_no_equivalent():
         mg.RNN.from_torch(torch.nn.RNN(I, H, nonlinearity="relu"))
     with pytest.raises(ValueError, match="proj_size=2"):
         mg.RNN.from_torch(torch.nn.LSTM(I, H, proj_size=2))
-    with pytest.raises(TypeError, match="module must be a torch.nn.GRU, LSTM or RNN, got Linear"):
+    with pytest.raises(TypeError, match=r"module must be a torch.nn.GRU, LSTM or RNN \(or a "
+                                        r"subclass of one\), got Linear"):
         mg.RNN.from_torch(torch.nn.Linear(I, H))
     with pytest.raises(ValueError, match="only rnn, lstm, gru have a PyTorch module"):
         mg.RNN("mgu", I, H).to_torch()
