@@ -57,8 +57,15 @@ class Module:
         return {k: v.copy() for k, v in self.params.items()}
 
     def load_state_dict(self, state):
-        """Copy arrays into the parameters in place; keys, shapes and dtypes must match."""
+        """Copy arrays into the parameters in place; keys, shapes and dtypes must match (all
+        checked before anything is copied)."""
+        self._load(self.check_state_dict(state))
+
+    def check_state_dict(self, state):
+        """``state`` checked against this module's keys, shapes and dtypes; changes nothing."""
         own = self.state_dict()
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
         if set(state) != set(own):
             raise ValueError(f"state has keys {sorted(state)}, the module has {sorted(own)}: "
                              f"missing {sorted(set(own) - set(state))}, "
@@ -68,19 +75,38 @@ class Module:
             if v.shape != own[k].shape or v.dtype != own[k].dtype:
                 raise ValueError(f"state[{k!r}] is {v.dtype} {v.shape}, the module's is "
                                  f"{own[k].dtype} {own[k].shape}")
-        self._load(state)
+        return state
 
     def _load(self, state):
         for k, v in state.items():
             self.params[k][...] = v
 
+    # -- random generators (dropout masks), saved by checkpoints
+    def generators(self):
+        """{name: np.random.Generator} of every generator the module draws from."""
+        return {} if self.rng is None else {"": self.rng}
+
     def rng_states(self):
         """{name: bit-generator state} of every generator the module draws from."""
-        return {} if self.rng is None else {"": self.rng.bit_generator.state}
+        return {k: g.bit_generator.state for k, g in self.generators().items()}
 
     def set_rng_states(self, states):
-        if self.rng is not None:
-            self.rng.bit_generator.state = states[""]
+        """Restore ``rng_states()``; every state is checked before any is set."""
+        gens = self.generators()
+        for k, state in self.check_rng_states(states).items():
+            gens[k].bit_generator.state = state
+
+    def check_rng_states(self, states):
+        """``states`` checked against this module's generators; changes nothing."""
+        gens = self.generators()
+        if not isinstance(states, dict) or set(states) != set(gens):
+            got = sorted(states) if isinstance(states, dict) else type(states).__name__
+            raise ValueError(f"the generator states must be a dict with the keys "
+                             f"{sorted(gens)}, got {got}")
+        for k, state in states.items():
+            check_bit_generator_state(f"the state of generator {k!r}", state,
+                                      gens[k].bit_generator)
+        return states
 
 
 class Model(Module):
@@ -127,12 +153,20 @@ class Model(Module):
         for name, m in self.modules.items():
             m._load({k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")})
 
-    def rng_states(self):
-        return {f"{name}.{k}" if k else name: s for name, m in self.modules.items()
-                for k, s in m.rng_states().items()}
+    def generators(self):
+        return {f"{name}.{k}" if k else name: g for name, m in self.modules.items()
+                for k, g in m.generators().items()}
 
-    def set_rng_states(self, states):
-        for name, m in self.modules.items():
-            m.set_rng_states({k[len(name) + 1:] if k != name else "": s
-                              for k, s in states.items()
-                              if k == name or k.startswith(name + ".")})
+
+def check_bit_generator_state(name, state, like):
+    """A ``bit_generator.state`` dict that a generator like ``like`` (a BitGenerator) takes;
+    tried on a fresh one, so nothing in use changes."""
+    kind = type(like).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != kind:
+        got = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{name} must be a {kind} state, got {got!r}")
+    try:
+        type(like)().state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ValueError(f"{name} is not a valid {kind} state: {type(e).__name__}: {e}") from None
+    return state

@@ -242,6 +242,10 @@ class Optimizer:
         Everything is checked before anything changes; the arrays are copied in and must have
         the parameters' keys, shapes and dtypes.
         """
+        self._restore(self.check_state_dict(state_dict))
+
+    def check_state_dict(self, state_dict):
+        """What ``load_state_dict`` would restore, checked; changes nothing."""
         sd = state_dict
         _check_keys("state_dict", sd, ("type", "hyperparams", "initial_lr", "step", "state"))
         if sd["type"] != type(self).__name__:
@@ -258,13 +262,16 @@ class Optimizer:
         _check_keys("state_dict['state']", sd["state"], self._buffers(hyper))
         for buf, arrays in sd["state"].items():
             _check_arrays(f"state_dict['state'][{buf!r}]", arrays, self.params)
+        return hyper, initial_lr, step, sd["state"]
 
+    def _restore(self, checked):
+        hyper, initial_lr, step, state = checked
         for name, value in hyper.items():
             setattr(self, name, value)
         self.initial_lr = initial_lr
         self.step_count = step
         self.state = {buf: {k: np.array(a, copy=True) for k, a in arrays.items()}
-                      for buf, arrays in sd["state"].items()}
+                      for buf, arrays in state.items()}
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams().items())
@@ -476,7 +483,12 @@ class LRScheduler:
                 "base_lr": self.base_lr, "last_epoch": self.last_epoch, "last_lr": self._last_lr}
 
     def load_state_dict(self, state_dict):
-        """Restore a ``state_dict()``; the optimiser's lr is restored by its own state."""
+        """Restore a ``state_dict()``; the optimiser's lr is restored by its own state. Checked
+        before anything changes."""
+        self._restore(self.check_state_dict(state_dict))
+
+    def check_state_dict(self, state_dict):
+        """What ``load_state_dict`` would restore, checked; changes nothing."""
         sd = state_dict
         _check_keys("state_dict", sd, ("type", "hyperparams", "base_lr", "last_epoch", "last_lr"))
         if sd["type"] != type(self).__name__:
@@ -487,6 +499,10 @@ class LRScheduler:
         base_lr = _nonnegative("state_dict['base_lr']", sd["base_lr"])
         last_epoch = _int("state_dict['last_epoch']", sd["last_epoch"])
         last_lr = _nonnegative("state_dict['last_lr']", sd["last_lr"])
+        return hyper, base_lr, last_epoch, last_lr
+
+    def _restore(self, checked):
+        hyper, base_lr, last_epoch, last_lr = checked
         for name, value in hyper.items():
             setattr(self, name, value)
         self.base_lr, self.last_epoch = base_lr, last_epoch
@@ -648,7 +664,7 @@ class SequentialLR(LRScheduler):
                 "last_epoch": self.last_epoch, "last_lr": self._last_lr,
                 "schedulers": [s.state_dict() for s in self.schedulers]}
 
-    def load_state_dict(self, state_dict):
+    def check_state_dict(self, state_dict):
         sd = state_dict
         _check_keys("state_dict", sd, ("type", "milestones", "last_epoch", "last_lr",
                                        "schedulers"))
@@ -663,14 +679,13 @@ class SequentialLR(LRScheduler):
                              f"schedules, this one {len(self.schedulers)}")
         last_epoch = _int("state_dict['last_epoch']", sd["last_epoch"])
         last_lr = _nonnegative("state_dict['last_lr']", sd["last_lr"])
-        saved = [s.state_dict() for s in self.schedulers]
-        try:
-            for s, s_sd in zip(self.schedulers, sd["schedulers"]):
-                s.load_state_dict(s_sd)
-        except (TypeError, ValueError):
-            for s, s_sd in zip(self.schedulers, saved):
-                s.load_state_dict(s_sd)
-            raise
+        inner = [s.check_state_dict(s_sd) for s, s_sd in zip(self.schedulers, sd["schedulers"])]
+        return inner, last_epoch, last_lr
+
+    def _restore(self, checked):
+        inner, last_epoch, last_lr = checked
+        for s, s_checked in zip(self.schedulers, inner):
+            s._restore(s_checked)
         self.last_epoch, self._last_lr = last_epoch, last_lr
 
     def __repr__(self):

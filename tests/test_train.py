@@ -206,7 +206,8 @@ def test_truncated_corrupted_and_foreign_files_are_refused(tmp_path):
 
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, a=np.zeros(3))
-    with pytest.raises(ValueError, match="not a readable minigru checkpoint"):
+    with pytest.raises(ValueError, match=r"is an \.npz archive but not a minigru checkpoint: "
+                                         r"it has no meta.json \(it holds a\)"):
         load_checkpoint(foreign)
 
     future = tmp_path / "future.npz"
@@ -222,7 +223,7 @@ def test_truncated_corrupted_and_foreign_files_are_refused(tmp_path):
 def test_resume_needs_a_path():
     model, opt, _ = make()
     with pytest.raises(ValueError, match="resume=True needs the checkpoint= path"):
-        mg.fit(model, step_fn(model), [], opt, resume=True)
+        mg.fit(model, step_fn(model), [None], opt, resume=True)
 
 
 def test_a_checkpoint_gets_ordinary_file_permissions(tmp_path):
