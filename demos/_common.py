@@ -24,16 +24,36 @@ import time
 import numpy as np
 
 from minigru._io import atomic_write
+from minigru.cli import seed_int
 
 OPTIONS = ("backend", "out", "seed", "quick", "progress")
+
+
+def out_folder(value):
+    """``--out``: a folder that exists, or one that can be made; checked before any training,
+    so that a demo does not fail at its first figure."""
+    path = os.path.abspath(value)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{value!r} is a file, not a folder for the figures")
+    parent = path
+    while not os.path.exists(parent):                 # the nearest part that exists
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(f"cannot make the folder {value!r}: {parent!r} is a "
+                                         f"file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write into {value!r}: {parent!r} is not "
+                                         f"writable")
+    return value
 
 
 def add_options(parser):
     parser.add_argument("--backend", default="numba",
                         help="cell backend (default numba, the fastest here; numpy is the "
                              "reference)")
-    parser.add_argument("--out", default="out", help="folder for the figures (default ./out)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", default="out", type=out_folder,
+                        help="folder for the figures (default ./out)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="a smaller, faster version")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                         help="no progress bars")

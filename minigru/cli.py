@@ -1,13 +1,14 @@
 """The ``minigru`` command (also ``python -m minigru``)."""
 
 import argparse
+import math
 import sys
 import time
 
 import numpy as np
 
 from .cell import Cell
-from .cells import BACKENDS, REGISTRY, VARIANTS, get_variant
+from .cells import BACKENDS, REGISTRY, VARIANTS, BackendUnavailableError, get_variant
 from .gradcheck import TOLERANCE, gradcheck
 
 
@@ -15,11 +16,47 @@ def _variant_list(value):
     if value == "all":
         return list(VARIANTS)
     names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"no variant given ({value!r}); choose 'all' or from {', '.join(REGISTRY)}")
     for name in names:
         if name not in REGISTRY:                       # the 15, and any registered ones
             raise argparse.ArgumentTypeError(
                 f"unknown variant {name!r}; choose 'all' or from {', '.join(REGISTRY)}")
     return names
+
+
+def positive_int(value):
+    """An int >= 1 (sizes, steps, batch)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {n}")
+    return n
+
+
+def seed_int(value):
+    """An int >= 0 (what np.random.default_rng takes)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {n}")
+    return n
+
+
+def positive_float(value):
+    """A finite float > 0 (a finite-difference step)."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {value}")
+    return x
 
 
 def cmd_variants(args, out):
@@ -38,6 +75,7 @@ def cmd_variants(args, out):
 
 def cmd_gradcheck(args, out):
     dtype = np.dtype(args.dtype)
+    Cell(args.variant[0], args.backend)               # a backend that cannot run here says so
     tol = TOLERANCE[dtype]
     print(f"gradcheck: backend={args.backend} dtype={dtype.name} T={args.steps} B={args.batch} "
           f"I={args.input_size} H={args.hidden_size}; numeric side float64 centred differences, "
@@ -101,8 +139,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("variants", help="table of the variants: name, paper, equations, size")
-    p.add_argument("--input-size", type=int, default=8, help="I for the parameter count")
-    p.add_argument("--hidden-size", type=int, default=16, help="H for the parameter count")
+    p.add_argument("--input-size", type=positive_int, default=8, help="I for the parameter count")
+    p.add_argument("--hidden-size", type=positive_int, default=16,
+                   help="H for the parameter count")
     p.set_defaults(func=cmd_variants)
 
     p = sub.add_parser("gradcheck", help="check every gradient against finite differences")
@@ -111,12 +150,12 @@ def build_parser():
     p.add_argument("--backend", choices=sorted(BACKENDS), default="numpy")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                    help="dtype of the checked backend (the numeric side is always float64)")
-    p.add_argument("--steps", type=int, default=5, help="sequence length T")
-    p.add_argument("--batch", type=int, default=2, help="batch size B")
-    p.add_argument("--input-size", type=int, default=3)
-    p.add_argument("--hidden-size", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step")
+    p.add_argument("--steps", type=positive_int, default=5, help="sequence length T")
+    p.add_argument("--batch", type=positive_int, default=2, help="batch size B")
+    p.add_argument("--input-size", type=positive_int, default=3)
+    p.add_argument("--hidden-size", type=positive_int, default=4)
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--eps", type=positive_float, default=1e-6, help="finite-difference step")
     p.set_defaults(func=cmd_gradcheck)
 
     p = sub.add_parser("bench", help="time minigru against PyTorch and the NumPy reference")
@@ -155,7 +194,8 @@ def main(argv=None, out=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, out)
-    except (ValueError, TypeError, NotImplementedError, ImportError) as e:
+    except (ValueError, TypeError, NotImplementedError, ImportError, BackendUnavailableError,
+            OSError) as e:
         print(f"minigru {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `minigru variants | head`: the reader has all it wanted
