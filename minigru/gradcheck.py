@@ -46,7 +46,7 @@ def random_problem(name, input_size=3, hidden_size=4, steps=5, batch=2, seed=0, 
     The parameters are the variant's own initialisation plus N(0, 0.3) noise, so that tensors
     initialised to zero or one (rru's Z, lngru's gains) still exercise every path.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check.seed("seed", seed))
     cell = Cell(name, "numpy", **(options or {}))
     p = cell.init(input_size, hidden_size, rng=rng, dtype=np.float64)
     p = {k: v + rng.normal(0.0, 0.3, v.shape) for k, v in p.items()}
