@@ -19,6 +19,16 @@ Embedding, a lookup table (the same layout as ``nn.Embedding.weight``)::
     dE[k] = sum of dy[...] over the positions where idx[...] == k   (repeated indices add up)
 
 There is no gradient with respect to the integer indices.
+
+Weight tying (Press & Wolf 2017, "Using the output embedding to improve language models"): a
+``Linear(H, V, tied_to=emb)`` has no ``W`` of its own but uses ``W = E^T`` of the
+``Embedding(V, H)`` ``emb``, so one matrix both reads tokens in and scores them out. ``E`` then
+has two uses, and its gradient is their sum::
+
+    dE = (dE from the lookup)  +  dW^T       dW^T = dy_flat^T x_flat  (V, H)
+
+The head adds its part straight into ``emb.grads["E"]``, so ``model.params`` holds ``E`` once and
+an optimiser updates it once.
 """
 
 import numpy as np
@@ -44,9 +54,14 @@ class Linear(Module):
     >>> head = Linear(16, 4, dtype=np.float64, seed=0)
     >>> y = head.forward(np.zeros((5, 2, 16)))          # (T, B, H) -> (T, B, O)
     >>> dx = head.backward(np.ones_like(y))             # head.grads["W"], head.grads["b"]
+
+    ``tied_to=emb`` (an ``Embedding(out_features, in_features)`` of the same dtype) ties the
+    weights: ``W`` is ``emb.params["E"].T`` and ``dW`` is added into ``emb.grads["E"]``; the
+    Linear's own parameters are then ``b`` alone (see the module docstring).
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None):
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, seed=None,
+                 tied_to=None):
         super().__init__()
         self.in_features = _check.positive_int("in_features", in_features)
         self.out_features = _check.positive_int("out_features", out_features)
@@ -55,20 +70,55 @@ class Linear(Module):
         self.bias = bool(bias)
         self.seed = seed
         dt = _check.float_dtype("dtype", dtype)
+        self.tied_to = self._check_tie(tied_to, dt)
         rng = np.random.default_rng(seed)
         k = 1.0 / np.sqrt(self.in_features)
-        self._add_param("W", rng.uniform(-k, k, (self.in_features, self.out_features)).astype(dt))
+        W = rng.uniform(-k, k, (self.in_features, self.out_features)).astype(dt)
+        if self.tied_to is None:      # drawn either way, so that b is the same tied or not
+            self._add_param("W", W)
         if self.bias:
             self._add_param("b", rng.uniform(-k, k, self.out_features).astype(dt))
+        self._dtype = dt
         self._x = None
 
+    def _check_tie(self, emb, dtype):
+        if emb is None:
+            return None
+        if not isinstance(emb, Embedding):
+            hint = (" (a saved configuration names the tie but cannot hold the Embedding: build "
+                    "the model again and give it to load_checkpoint(path, model))"
+                    if isinstance(emb, str) else "")
+            raise TypeError(f"tied_to must be the minigru Embedding whose E this Linear shares, "
+                            f"got {type(emb).__name__}{hint}")
+        want = (self.out_features, self.in_features)
+        if (emb.num_embeddings, emb.embedding_dim) != want:
+            raise ValueError(f"tied_to must be an Embedding(out_features, in_features) = "
+                             f"Embedding{want} so that W = E^T, got Embedding("
+                             f"{emb.num_embeddings}, {emb.embedding_dim})")
+        if emb.dtype != dtype:
+            raise TypeError(f"tied_to has dtype {emb.dtype} but this Linear's dtype is {dtype}")
+        return emb
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def weight(self):
+        """``W (in_features, out_features)``: the Linear's own, or ``E^T`` of ``tied_to``."""
+        return self.params["W"] if self.tied_to is None else self.tied_to.params["E"].T
+
     def __repr__(self):
+        tie = "" if self.tied_to is None else f", tied_to={self.tied_to!r}"
         return (f"Linear({self.in_features}, {self.out_features}, bias={self.bias}, "
-                f"dtype={self.dtype})")
+                f"dtype={self.dtype}{tie})")
 
     def config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features,
-                "bias": self.bias, "dtype": str(self.dtype), "seed": self.seed}
+        cfg = {"in_features": self.in_features, "out_features": self.out_features,
+               "bias": self.bias, "dtype": str(self.dtype), "seed": self.seed}
+        if self.tied_to is not None:
+            cfg["tied_to"] = repr(self.tied_to)
+        return cfg
 
     def forward(self, x):
         """``x (..., in_features)`` -> ``y (..., out_features)``; keeps ``x`` for ``backward``."""
@@ -78,7 +128,7 @@ class Linear(Module):
         _check.array("x", x, (None,) * (np.ndim(x) - 1) + (self.in_features,), self.dtype,
                      legend="(..., in_features)")
         self._x = x
-        y = x @ self.params["W"]                                # (..., O)
+        y = x @ self.weight                                     # (..., O)
         if self.bias:
             y += self.params["b"]
         return y
@@ -96,10 +146,13 @@ class Linear(Module):
         x_flat = x.reshape(-1, self.in_features)               # (N, I)
         dy_flat = dy.reshape(-1, self.out_features)            # (N, O)
         # y_n = x_n W + b for every row n, so W and b collect the sum over rows
-        self.grads["W"] += x_flat.T @ dy_flat                  # (I, O)
+        if self.tied_to is None:
+            self.grads["W"] += x_flat.T @ dy_flat              # (I, O)
+        else:                                                  # W = E^T: dE += dW^T, summed
+            self.tied_to.grads["E"] += dy_flat.T @ x_flat      # with the lookup's own (O, I)
         if self.bias:
             self.grads["b"] += dy_flat.sum(axis=0)             # (O,)
-        return dy @ self.params["W"].T                         # (..., I)
+        return dy @ self.weight.T                              # (..., I)
 
     # -- PyTorch interop (torch is imported only here)
     @classmethod
@@ -121,7 +174,7 @@ class Linear(Module):
         m = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias,
                             dtype=getattr(torch, str(self.dtype)))
         with torch.no_grad():
-            m.weight.copy_(torch.from_numpy(self.params["W"].T.copy()))
+            m.weight.copy_(torch.from_numpy(self.weight.T.copy()))
             if self.bias:
                 m.bias.copy_(torch.from_numpy(self.params["b"]))
         return m
