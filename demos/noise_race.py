@@ -41,6 +41,10 @@ of the five) took 346 s. ``--quick`` (200 sequences of 20 steps of 100 features,
     hidden       hidden size H (500)                epochs     training epochs (50)
     batch        sequences per step (50)            lr         Adam's learning rate (5e-4)
     variants     the variants to compare (run only)
+    seeds        seeds per variant (1): with more, ``run`` reports each figure as the mean ± std
+                 over seeds, through ``minigru race``, so that a gap between two variants can be
+                 set against the spread a change of seed alone makes (run only)
+    jobs         runs in parallel, processes (1) (run only)
 """
 
 import sys
@@ -52,15 +56,18 @@ import minigru as mg
 
 try:
     from ._common import main, merge_settings, pyplot, save_figure, say
+    from .race import race_runs, summarise
 except ImportError:                                   # run as a script: python demos/noise_race.py
     from minigru.demos._common import main, merge_settings, pyplot, save_figure, say
+    from minigru.demos.race import race_runs, summarise
 
 NAME = "noise-race"
 BASELINE = 1 / 12           # Var(U(0, 1)): the MSE of predicting 0.5, the best one can do
 REPO_NAMES = {"gru_v3": "GRU0", "gru1": "GRU1", "gru2": "GRU2", "gru3": "GRU3", "gru": "GRU4"}
 
 DEFAULTS = {"samples": 1000, "timesteps": 20, "features": 500, "hidden": 500, "epochs": 50,
-            "batch": 50, "lr": 5e-4, "heldout": 1000, "variants": list(REPO_NAMES)}
+            "batch": 50, "lr": 5e-4, "heldout": 1000, "variants": list(REPO_NAMES), "seeds": 1,
+            "jobs": 1}
 QUICK = {**DEFAULTS, "samples": 200, "features": 100, "hidden": 200, "epochs": 60, "batch": 10,
          "heldout": 200}
 
@@ -137,13 +144,19 @@ def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings
         f"-> rand({cfg['features']}) drawn independently; hidden {cfg['hidden']}, "
         f"{cfg['epochs']} epochs; head: linear {cfg['hidden']} -> {cfg['features']} on the last "
         f"output. Best possible MSE on new noise: 1/12 = {BASELINE:.4f}")
+    runs = race_runs("noise", cfg["variants"], cfg["seeds"], backend=backend, seed=seed,
+                     quick=quick, settings=cfg, jobs=cfg["jobs"], progress=progress)
     models = {}
-    for variant in cfg["variants"]:
-        r = train_variant(variant, backend, seed, quick, progress, cfg)
-        models[variant] = r
+    for variant, spread in summarise(runs).items():      # one variant's seeds, averaged
+        rs = [r for r in runs if r["variant"] == variant]
+        r = models[variant] = {**rs[0], "seeds": spread["seeds"], "loss": spread["loss"],
+                               "seconds_per_epoch": spread["seconds_per_epoch"],
+                               "heldout": np.mean([x["heldout"] for x in rs], axis=0).tolist(),
+                               "loss_end": [x["loss"][-1] for x in rs],
+                               "heldout_end": [x["heldout"][-1] for x in rs]}
         say(f"  {variant:<7} ({REPO_NAMES.get(variant, variant)}) {r['params']:>9} params "
-            f"{r['seconds_per_epoch']:6.2f} s/epoch  training loss {r['loss'][-1]:.4f}  "
-            f"held-out {r['heldout'][-1]:.4f}"
+            f"{r['seconds_per_epoch']:6.2f} s/epoch  training loss {_spread(r['loss_end'])}  "
+            f"held-out {_spread(r['heldout_end'])}"
             + ("  <- below 1/12 on the training set: memorised" if r["loss"][-1] < BASELINE
                else ""))
     figure = plot(models, cfg, out)
@@ -154,11 +167,22 @@ def run(backend="numba", out="out", seed=0, quick=False, progress=None, settings
                            "rnn_params": r["rnn_params"],
                            "seconds_per_epoch": r["seconds_per_epoch"],
                            "train_loss": r["loss"][-1], "heldout_mse": r["heldout"][-1],
-                           "memorised": bool(r["loss"][-1] < BASELINE)}
+                           "memorised": bool(r["loss"][-1] < BASELINE), "seeds": r["seeds"],
+                           "train_loss_std": _std(r["loss_end"]),
+                           "heldout_mse_std": _std(r["heldout_end"])}
                        for v, r in models.items()},
             "settings": {k: v for k, v in cfg.items() if k != "variants"},
             "backend": backend, "seed": seed, "quick": quick, "seconds": seconds,
             "figures": [figure]}
+
+
+def _std(values):
+    """The sample standard deviation over seeds (0 for one seed)."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _spread(values):
+    return f"{np.mean(values):.4f}" + (f" ± {_std(values):.4f}" if len(values) > 1 else "")
 
 
 def plot(models, cfg, out):
@@ -191,15 +215,22 @@ def plot(models, cfg, out):
     at = np.arange(len(names))
     train = [models[v]["loss"][-1] for v in names]
     held = [models[v]["heldout"][-1] for v in names]
-    ax2.bar(at - 0.2, train, 0.4, label="training loss", color="tab:blue")
-    ax2.bar(at + 0.2, held, 0.4, label="held-out MSE", color="tab:orange")
+    n_seeds = len(models[names[0]]["seeds"])
+    spread = {"capsize": 4} if n_seeds > 1 else {}      # error bars: ± std over the seeds
+    ax2.bar(at - 0.2, train, 0.4, label="training loss", color="tab:blue",
+            yerr=[_std(models[v]["loss_end"]) for v in names] if n_seeds > 1 else None, **spread)
+    ax2.bar(at + 0.2, held, 0.4, label="held-out MSE", color="tab:orange",
+            yerr=[_std(models[v]["heldout_end"]) for v in names] if n_seeds > 1 else None,
+            **spread)
     ax2.axhline(BASELINE, color="black", lw=1.2, label="1/12")
     for i, v in enumerate(names):
         ax2.annotate(f"{models[v]['params'] / 1e6:.2f}M\n{models[v]['seconds_per_epoch']:.2f} s/ep",
                      (i, max(train[i], held[i])), ha="center", va="bottom", fontsize=7)
     ax2.set_xticks(at, [f"{v}\n{REPO_NAMES.get(v, v)}" for v in names])
     ax2.set(ylabel="MSE after the last epoch", title="Final: memorised vs new noise\n"
-            "(parameters, seconds per epoch)", ylim=(0, 1.45 * max(train + held + [BASELINE])))
+            "(parameters, seconds per epoch)" + (f"; mean ± std of {n_seeds} seeds"
+                                                 if n_seeds > 1 else ""),
+            ylim=(0, 1.45 * max(train + held + [BASELINE])))
     ax2.legend(fontsize=7.5, loc="upper center", ncol=3)
     return save_figure(fig, out, "noise-race.png")
 

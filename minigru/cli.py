@@ -126,8 +126,9 @@ def cmd_race(args, out):
     from minigru.demos._common import print_result
     from minigru.demos.race import run_race
 
-    result = run_race(args.task, args.variants, backend=args.backend, out=args.out,
-                      seed=args.seed, quick=args.quick, progress=args.progress)
+    result = run_race(args.task, args.variants, seeds=args.seeds, jobs=args.jobs,
+                      engine=args.engine, scheduler=args.scheduler, backend=args.backend,
+                      out=args.out, seed=args.seed, quick=args.quick, progress=args.progress)
     print_result(result, out)
     return 0
 
@@ -184,6 +185,16 @@ def build_parser():
                    help="one of: " + ", ".join(TASKS))
     p.add_argument("--variants", type=_variant_list, required=True,
                    help="comma-separated variants, or 'all'")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="seeds per variant, --seed, --seed + 1, ... (default 1): the table "
+                        "gives mean ± std over them")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs in parallel: processes here (joblib), or at most this many in "
+                        "flight on a dask cluster (default: 1 here, every worker on dask)")
+    p.add_argument("--engine", choices=["joblib", "dask"], default="joblib",
+                   help="joblib: processes on this machine (default); dask: a Dask cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="the Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (--engine dask)")
     add_options(p)
     p.set_defaults(func=cmd_race)
     return parser
