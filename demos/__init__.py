@@ -12,6 +12,8 @@ DEMOS = {
     "digits": "digits",
     "adding": "adding",
     "gradient-flow": "gradient_flow",
+    "char-lm": "char_lm",
+    "chorales": "chorales",
 }
 
 # race task name -> module providing train_variant
@@ -21,6 +23,7 @@ TASKS = {
     "noise": "noise_race",
     "digits": "digits",
     "adding": "adding",
+    "chorales": "chorales",
 }
 
 
