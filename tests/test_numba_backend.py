@@ -46,14 +46,14 @@ def test_a_stream_of_steps_is_prepared_once(variant):
     p = cell.init(3, 4, rng=np.random.default_rng(0))
     xs = np.random.default_rng(1).normal(size=(4, 2, 3))
     _, state = cell.step(p, xs[0])
-    prepared = cell._step_seen[-1]
+    prepared = cell._step_record.run
     for x_t in xs[1:]:
         _, state = cell.step(p, x_t, state)
-    assert cell._step_seen[-1] is prepared
+    assert cell._step_record.run is prepared
     key = next(iter(p))
     p[key] = p[key].copy()
     y, _ = cell.step(p, xs[0], state)
-    assert cell._step_seen[-1] is not prepared
+    assert cell._step_record.run is not prepared
     np.testing.assert_allclose(y, mg.cell(variant).step(p, xs[0], state)[0], rtol=1e-12)
 
 

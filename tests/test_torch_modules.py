@@ -41,7 +41,8 @@ def test_matches_torch_module(variant, bias):
     if bias:
         w.update({k: _np(getattr(module, f"{k}_l0")) for k in ("bias_ih", "bias_hh")})
     p = params_from_torch(variant, **w)
-    cell = mg.cell(variant)
+    cell = mg.cell(variant, bias=bias)
+    assert sorted(p) == sorted(cell.param_shapes(I, H)), f"{variant} bias={bias}: {sorted(p)}"
     state0 = (_np(h0[0]), _np(c0[0])) if variant == "lstm" else _np(h0[0])
     dstate = (S, Sc) if variant == "lstm" else S
     ys, state, cache = cell.forward(p, _np(x), state0)
