@@ -26,37 +26,24 @@ def _variant_list(value):
     return names
 
 
-def positive_int(value):
-    """An int >= 1 (sizes, steps, batch)."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {n}")
-    return n
+def _argument(convert, accept, expected):
+    """An argparse type: ``convert`` the text, then ``accept`` the value, or a usage error that
+    says what was expected and what was given."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return parse
 
 
-def seed_int(value):
-    """An int >= 0 (what np.random.default_rng takes)."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {n}")
-    return n
-
-
-def positive_float(value):
-    """A finite float > 0 (a finite-difference step)."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {value}")
-    return x
+positive_int = _argument(int, lambda n: n >= 1, "a positive int")          # sizes, steps
+seed_int = _argument(int, lambda n: n >= 0, "an int >= 0")                   # default_rng's
+positive_float = _argument(float, lambda x: math.isfinite(x) and x > 0,     # --eps
+                           "a finite number > 0")
 
 
 def cmd_variants(args, out):
