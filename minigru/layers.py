@@ -68,7 +68,7 @@ class Linear(Module):
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"bias must be True or False, got {type(bias).__name__} {bias!r}")
         self.bias = bool(bias)
-        self.seed = seed
+        self.seed = _check.seed("seed", seed)
         dt = _check.float_dtype("dtype", dtype)
         self.tied_to = self._check_tie(tied_to, dt)
         rng = np.random.default_rng(seed)
@@ -79,7 +79,7 @@ class Linear(Module):
         if self.bias:
             self._add_param("b", rng.uniform(-k, k, self.out_features).astype(dt))
         self._dtype = dt
-        self._x = None
+        self._x = self._W = None
 
     def _check_tie(self, emb, dtype):
         if emb is None:
@@ -127,8 +127,10 @@ class Linear(Module):
                              f"got a 0-d array")
         _check.array("x", x, (None,) * (np.ndim(x) - 1) + (self.in_features,), self.dtype,
                      legend="(..., in_features)")
-        self._x = x
-        y = x @ self.weight                                     # (..., O)
+        # the backward differentiates this forward: x and W as they are now, whatever is
+        # written into them before it (the next batch, an optimiser step)
+        self._x, self._W = x.copy(), self.weight.copy()
+        y = x @ self._W                                         # (..., O)
         if self.bias:
             y += self.params["b"]
         return y
@@ -136,7 +138,7 @@ class Linear(Module):
     def backward(self, dy):
         """``dy = dLoss/dy (..., out_features)`` -> ``dx (..., in_features)``; adds into grads.
 
-        Uses the ``x`` of the latest ``forward``.
+        Differentiates the latest ``forward``, with the ``x`` and ``W`` it kept.
         """
         if self._x is None:
             raise RuntimeError("Linear.backward called before forward")
@@ -152,7 +154,7 @@ class Linear(Module):
             self.tied_to.grads["E"] += dy_flat.T @ x_flat      # with the lookup's own (O, I)
         if self.bias:
             self.grads["b"] += dy_flat.sum(axis=0)             # (O,)
-        return dy @ self.weight.T                              # (..., I)
+        return dy @ self._W.T                                  # (..., I)
 
     # -- PyTorch interop (torch is imported only here)
     @classmethod
@@ -195,7 +197,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = _check.positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = _check.positive_int("embedding_dim", embedding_dim)
-        self.seed = seed
+        self.seed = _check.seed("seed", seed)
         dt = _check.float_dtype("dtype", dtype)
         rng = np.random.default_rng(seed)
         self._add_param("E", rng.standard_normal((self.num_embeddings,

@@ -72,6 +72,26 @@ def test_rnn_backward_after_the_input_buffer_is_reused_and_an_optimiser_step(bac
         np.testing.assert_array_equal(g, expected[k], err_msg=k)
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_linear_backward_after_its_input_and_weights_change(tied):
+    emb = mg.Embedding(3, 4, dtype=np.float64, seed=0)
+    head = mg.Linear(4, 3, dtype=np.float64, seed=1, tied_to=emb if tied else None)
+    x = np.random.default_rng(2).normal(size=(T, B, 4))
+    dy = np.ones((T, B, 3))
+    head.forward(x)
+    dx_expected = head.backward(dy)
+    expected = {k: g.copy() for k, g in (emb.grads if tied else head.grads).items()}
+    head.zero_grad()
+    emb.zero_grad()
+    head.forward(x)
+    x[:] = 0
+    for a in (*head.params.values(), *emb.params.values()):
+        a += 1.0
+    np.testing.assert_array_equal(head.backward(dy), dx_expected)
+    for k, g in (emb.grads if tied else head.grads).items():
+        np.testing.assert_array_equal(g, expected[k], err_msg=k)
+
+
 # ---------------------------------------------------------------- checks that know the arrays
 
 @pytest.mark.parametrize("backend", CPU)
@@ -577,6 +597,8 @@ def test_lengths_that_are_not_one_per_row(lengths, exc, message):
 @pytest.mark.parametrize("make", [
     lambda seed: mg.RNN("gru", I, H, seed=seed),
     lambda seed: mg.cell("rru", seed=seed),
+    lambda seed: mg.Linear(2, 3, seed=seed),
+    lambda seed: mg.Embedding(2, 3, seed=seed),
 ])
 @pytest.mark.parametrize("seed, exc", [("abc", TypeError), (-1, ValueError), (1.5, TypeError)])
 def test_bad_seeds_are_named(make, seed, exc):
