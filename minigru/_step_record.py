@@ -46,11 +46,17 @@ class StepRecord:
     def accepts(self, p, x_t, state, buffers, cell_buffers):
         """Whether ``step(p, x_t, state, buffers=buffers)`` may call ``run``; ``cell_buffers``
         are the cell's own buffers at this call."""
-        return (p is self.p and buffers is None
-                and type(x_t) is _ndarray and x_t.dtype is self.dtype
-                and x_t.shape == self.x_shape and self._takes_state(state)
-                and tuple(p) == self.keys and all(map(is_, p.values(), self.arrays))
-                and tuple(map(_layout, self.arrays)) == self.layouts
+        if not (p is self.p and buffers is None and type(x_t) is _ndarray
+                and x_t.dtype is self.dtype and x_t.shape == self.x_shape):
+            return False
+        if type(state) is _ndarray:                   # h, checked here: the common case
+            if state.dtype is not self.dtype or state.shape != self.state_shape:
+                return False
+        elif not self._takes_tuple_state(state):
+            return False
+        arrays = self.arrays
+        return (tuple(p) == self.keys and all(map(is_, p.values(), arrays))
+                and tuple(map(_layout, arrays)) == self.layouts
                 and (self.buffers is None or self._same_buffers(cell_buffers)))
 
     def same_params(self, p, dtype, x_shape, state_shape, buffers):
@@ -63,12 +69,10 @@ class StepRecord:
                 and state_shape == self.state_shape and buffers is self.buffers
                 and (buffers is None or self._same_buffers(buffers)))
 
-    def _takes_state(self, state):
+    def _takes_tuple_state(self, state):
+        """Whether ``state`` is a tuple (lstm's ``(h, c)``) of arrays as the record's."""
         dtype, shape = self.dtype, self.state_shape
-        if type(state) is _ndarray:
-            return state.dtype is dtype and state.shape == shape
-        return (type(state) is tuple and type(shape) is tuple and len(state) == len(shape)
-                and type(shape[0]) is tuple
+        return (type(state) is tuple and len(state) == len(shape) and type(shape[0]) is tuple
                 and all(type(s) is _ndarray and s.dtype is dtype and s.shape == shape_i
                         for s, shape_i in zip(state, shape)))
 
