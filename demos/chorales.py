@@ -8,8 +8,8 @@ next one as 88 independent probabilities, one per key (a sigmoid each); its loss
 Boulanger-Lewandowski et al. (2012) that Chung et al. (2014, "Empirical evaluation of gated
 recurrent neural networks on sequence modeling") and the RRU paper (Zakovskis et al. 2021,
 "Gates are not what you need in RNNs") report for JSB Chorales. Lower is better; a model that
-knows nothing pays 88 · ln 2 = 61 nats per step, one that only learnt which keys are common
-about 14.
+knows nothing pays 88 · ln 2 = 61 nats per step, one that only learnt how often each key is down
+11.5 on the test chorales.
 
 The data are the 348 distinct chorales of music21's corpus (``minigru/data/chorales.npz``,
 shipped with minigru; ``tools/make_chorales.py`` made it), split by piece into 209 training,
@@ -19,10 +19,15 @@ reported figure is the **test NLL of the best-validation epoch**. gru, lstm and 
 ``seeds`` seeds (``minigru race`` underneath: mean ± std, the runs in parallel). Then the best
 variant continues a test chorale from its first bars: what does it write?
 
-The papers' figures, test NLL on JSB Chorales: Chung et al. 2014, GRU 8.54; the RRU paper,
-RRU 7.72, GRU 8.20, LSTM 8.33. They are not ours to beat or lose to: JSB Chorales has 382
-chorales sampled at quarter notes and another split, and an eighth-note step holds the same
-chord twice as often, which makes each step easier to predict.
+With the defaults (H = 128, 40 epochs, 3 seeds) the test NLL per step came out as rru
+6.37 ± 0.07, gru 7.39 ± 0.08, lstm 7.59 ± 0.02, rnn 8.31 ± 0.15. The rru learns fastest and
+then memorises (its training NLL falls to 2.2 while its validation NLL climbs back from 6.2 to
+9): its best epoch is the 11th or 12th, the gated cells' the last few. At the same H it also
+has about twice gru's parameters (216k against 95k). The papers' figures, test NLL on JSB
+Chorales: Chung et al. 2014, GRU 8.54; the RRU paper, RRU 7.72, GRU 8.20, LSTM 8.33. They are
+not ours to beat or lose to: JSB Chorales has 382 chorales sampled at quarter notes and another
+split, and an eighth-note step holds the same chord twice as often, which makes each step
+easier to predict. The order, rru < gru < lstm, is the RRU paper's.
 
 Run it::
 
@@ -280,12 +285,14 @@ def plot_learning(models, runs, out):
         vals = models[v]["values"]
         ax2.plot(np.full(len(vals), i) + np.linspace(-0.1, 0.1, len(vals)), vals, "o",
                  color="black", ms=3.5, zorder=3)
-        ax2.annotate(f"{means[i]:.3f} ± {models[v]['std']:.3f}", (i, means[i]),
-                     xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8)
+        top = max(max(vals), means[i] + models[v]["std"])            # above the error bar
+        ax2.annotate(f"{means[i]:.3f}\n± {models[v]['std']:.3f}", (i, top), xytext=(0, 4),
+                     textcoords="offset points", ha="center", va="bottom", fontsize=8)
     lo = min(min(models[v]["values"]) for v in names)
-    hi = max(max(models[v]["values"]) for v in names)
-    ax2.set_xticks(at, [f"{v}\n{models[v]['params']:,} params" for v in names])
-    ax2.set(ylim=(lo - 0.6, hi + 0.4), ylabel="test NLL per step",
+    hi = max(max(models[v]["values"] + [models[v]["mean"] + models[v]["std"]]) for v in names)
+    ax2.set_xticks(at, [f"{v}\n{models[v]['params'] / 1e3:.0f}k params" for v in names],
+                   fontsize=8.5)
+    ax2.set(ylim=(lo - 0.6, hi + 0.6), ylabel="test NLL per step",
             title=f"test NLL at the best-validation epoch\n(mean ± std over "
                   f"{len(models[names[0]]['values'])} seed(s); dots: each seed)")
     return save_figure(fig, out, "chorales-learning.png")

@@ -226,11 +226,12 @@ def plot(task, models, metric, n_seeds, out, filename=None, title=None):
         vals = models[v]["values"]
         ax2.plot(np.full(len(vals), i) + np.linspace(-0.12, 0.12, len(vals)), vals, "o",
                  color="black", ms=3.5, zorder=3)
+        top = max(max(vals), means[i] + models[v]["std"])            # above the error bar
         ax2.annotate(f"{means[i]:.4g} ± {models[v]['std']:.2g}\n{models[v]['params']} params",
-                     (i, means[i]), xytext=(0, 4), textcoords="offset points", ha="center",
+                     (i, top), xytext=(0, 4), textcoords="offset points", ha="center",
                      va="bottom", fontsize=7)
     lo = min(min(models[v]["values"]) for v in names)
-    hi = max(max(models[v]["values"]) for v in names)
+    hi = max(max(models[v]["values"] + [models[v]["mean"] + models[v]["std"]]) for v in names)
     span = max(hi - min(lo, 0), abs(hi)) or 1.0                  # room for the labels on top
     ax2.set_xticks(at, names)
     ax2.set(ylabel=metric, title=f"{metric}: mean, error bar ± std, dots: each seed",

@@ -103,3 +103,20 @@ def test_race_command_refuses_bad_options(argv, words, tmp_path, capsys):
 def test_unknown_task_fails_before_any_run():
     with pytest.raises(ValueError, match="unknown demo 'nope'"):
         race_runs("nope", ["gru"], jobs=2)
+
+
+def test_noise_race_compares_seeds(tmp_path):
+    from minigru.demos import noise_race
+
+    tiny = {"samples": 8, "timesteps": 3, "features": 4, "hidden": 5, "epochs": 2, "batch": 4,
+            "heldout": 6, "variants": ["gru", "gru3"], "seeds": 3}
+    r = noise_race.run(out=str(tmp_path), backend="numpy", settings=tiny, progress=False)
+    for v in ("gru", "gru3"):
+        m, alone = r["models"][v], [noise_race.train_variant(v, backend="numpy", seed=s,
+                                                             settings=tiny) for s in range(3)]
+        assert m["seeds"] == [0, 1, 2]
+        assert m["heldout_mse"] == pytest.approx(np.mean([a["heldout"][-1] for a in alone]))
+        assert m["heldout_mse_std"] == pytest.approx(np.std([a["heldout"][-1] for a in alone],
+                                                            ddof=1))
+        assert m["train_loss_std"] > 0
+    assert all(is_png(f) for f in r["figures"])
