@@ -26,3 +26,24 @@ def aligned_copy(a):
     out = aligned_empty(a.shape, a.dtype)
     out[...] = a
     return out
+
+
+def aligned_copies(arrays):
+    """C-contiguous copies of ``arrays`` (all of one dtype), each starting on an ``ALIGNMENT``
+    boundary, all in one allocation: one call to the allocator however many arrays (and huge
+    pages, few page faults, once the total reaches NumPy's 4 MB). What a forward keeps of its
+    inputs (``Cell.forward``)."""
+    dtype = arrays[0].dtype
+    step = ALIGNMENT // dtype.itemsize                # elements per ALIGNMENT bytes
+    offsets, total = [], 0
+    for a in arrays:
+        offsets.append(total)
+        total += -(-a.size // step) * step            # the next one starts aligned too
+    buffer = np.empty(total + step, dtype)
+    start = (-buffer.__array_interface__["data"][0] % ALIGNMENT) // dtype.itemsize
+    copies = []
+    for a, offset in zip(arrays, offsets):
+        copy = buffer[start + offset:start + offset + a.size].reshape(a.shape)
+        np.copyto(copy, a)
+        copies.append(copy)
+    return copies

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 
 from . import _check
-from ._aligned import aligned_copy
+from ._aligned import aligned_copies, aligned_copy
 from ._step_record import StepRecord
 from .cells import BACKENDS, get_variant
 
@@ -49,7 +49,7 @@ class Cell:
         self._fns = BACKENDS[backend](self.variant)
         # "cuda" takes device arrays too, says which objects are, and copies them
         self._is_device = getattr(self._fns, "is_device", None)
-        self._copy = getattr(self._fns, "copy", aligned_copy)
+        self._snapshot = getattr(self._fns, "snapshot", aligned_copies)
         self.options = {**self.variant.init_options, **self.variant.run_options}
         if self.variant.bias_params:
             self.options["bias"] = True
@@ -258,17 +258,20 @@ class Cell:
         if T == 0 or B == 0:
             raise ValueError(f"x must have at least one step and one batch row, "
                              f"got shape {x.shape}")
-        if state0 is None:
-            state0 = self._zero_state(B, H, dtype)
-        else:
+        if state0 is not None:
             state0 = self._check_state("state0", state0, B, H, dtype)
-            state0 = tuple(map(self._copy, state0)) if isinstance(state0, tuple) \
-                else self._copy(state0)
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be a bool, got {type(training).__name__}")
         kw = self._run_kwargs(p, dtype, bool(training), buffers, rng)
-        seen = self._with_biases({k: self._copy(v) for k, v in p.items()}, sizes, dtype)
-        ys, state, cache = self._fns.forward(seen, self._copy(x), state0, bool(training), **kw)
+        # copies of what the backward reads, so that it differentiates this forward
+        states = () if state0 is None else state0 if isinstance(state0, tuple) else (state0,)
+        *copies, x = self._snapshot([*p.values(), *states, x])
+        seen = self._with_biases(dict(zip(p, copies)), sizes, dtype)
+        if state0 is None:
+            state0 = self._zero_state(B, H, dtype)
+        else:
+            state0 = tuple(copies[len(p):]) if isinstance(state0, tuple) else copies[len(p)]
+        ys, state, cache = self._fns.forward(seen, x, state0, bool(training), **kw)
         cache["variant"] = self.name
         cache["params"] = seen                        # what backward computes with
         cache["shapes"] = (T, B, I, H, ys.shape[2])

@@ -78,7 +78,7 @@ def backend(variant):
         raise NotImplementedError(
             f"backend 'cuda' does not have {variant.name!r}; it has "
             f"{', '.join(sorted(fns))} (use backend='numpy' or 'numba' for the others)")
-    from .._aligned import aligned_copy
+    from .._aligned import aligned_copies
     from ._blas import copy as device_copy
     from ._blas import is_device, to_device, to_host
     forward_d, backward_d = fns[variant.name]
@@ -116,10 +116,13 @@ def backend(variant):
             ys, state = to_host(ys), each(to_host, state)
         return ys[0], state
 
-    def copy(a):                                      # what a forward keeps for its backward
-        if not is_device(a):
-            return aligned_copy(a)
-        return device_copy(a) if a.is_c_contiguous() else a   # to_device refuses the latter
+    def snapshot(arrays):
+        """Copies of what a forward keeps for its backward: NumPy arrays on the host, device
+        arrays on the device (a strided one as it is: to_device refuses it, by name)."""
+        host = [a for a in arrays if not is_device(a)]
+        copies = iter(aligned_copies(host) if host else ())
+        return [next(copies) if not is_device(a) else
+                device_copy(a) if a.is_c_contiguous() else a for a in arrays]
 
     return SimpleNamespace(forward=forward, backward=backward, step=step, is_device=is_device,
-                           copy=copy)
+                           snapshot=snapshot)
