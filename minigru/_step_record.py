@@ -8,8 +8,10 @@ with the options bound). A later call goes straight to that function when ``acce
 the same in every respect the checks looked at:
 
 - the same dict ``p``, with the same keys, holding the same arrays (by identity: the prepared
-  step holds them, and sees the in-place updates of an optimiser), each still of the shape and
-  dtype it was checked with (``a.shape`` and ``a.dtype`` can be set in place);
+  step holds them, and sees the in-place updates of an optimiser), each still of the shape it
+  was checked with (``a.shape`` can be set in place; so can ``a.dtype``, and one of another item
+  size changes the shape too; one of the same size, ``float32`` read as ``int32``, is not looked
+  for: the step goes on reading the same bits as the floats they were);
 - ``x_t`` and the state plain NumPy arrays of the dtype and shapes checked;
 - no ``buffers=`` argument, and ligru's ``cell.buffers`` the same dict of the same arrays.
 
@@ -21,26 +23,26 @@ from operator import attrgetter, is_
 import numpy as np
 
 _ndarray = np.ndarray
-_layout = attrgetter("shape", "dtype")
+_shape = attrgetter("shape")
 
 
 class StepRecord:
     """One checked step: what it was given (``p``, the dtype and shapes of ``x_t`` and the
     state, the cell's buffers) and ``run(x_t, state) -> (y, new_state)``."""
 
-    __slots__ = ("p", "keys", "arrays", "layouts", "dtype", "x_shape", "state_shape",
-                 "buffers", "buffer_arrays", "buffer_layouts", "run")
+    __slots__ = ("p", "keys", "arrays", "shapes", "dtype", "x_shape", "state_shape",
+                 "buffers", "buffer_arrays", "buffer_shapes", "run")
 
     def __init__(self, p, x_t, state, buffers, run):
         self.p, self.keys, self.arrays = p, tuple(p), tuple(p.values())
-        self.layouts = tuple(map(_layout, self.arrays))
+        self.shapes = tuple(map(_shape, self.arrays))
         self.dtype, self.x_shape = x_t.dtype, x_t.shape
         self.state_shape = (tuple(s.shape for s in state) if isinstance(state, tuple)
                             else state.shape)
         self.buffers = buffers
         self.buffer_arrays = None if buffers is None else tuple(buffers.values())
-        self.buffer_layouts = None if buffers is None else tuple(map(_layout,
-                                                                     self.buffer_arrays))
+        self.buffer_shapes = None if buffers is None else tuple(map(_shape,
+                                                                    self.buffer_arrays))
         self.run = run
 
     def accepts(self, p, x_t, state, buffers, cell_buffers):
@@ -56,7 +58,7 @@ class StepRecord:
             return False
         arrays = self.arrays
         return (tuple(p) == self.keys and all(map(is_, p.values(), arrays))
-                and tuple(map(_layout, arrays)) == self.layouts
+                and tuple(map(_shape, arrays)) == self.shapes
                 and (self.buffers is None or self._same_buffers(cell_buffers)))
 
     def same_params(self, p, dtype, x_shape, state_shape, buffers):
@@ -64,7 +66,7 @@ class StepRecord:
         the backend's step is not prepared again)."""
         return (p is self.p and tuple(p) == self.keys
                 and all(map(is_, p.values(), self.arrays))
-                and tuple(map(_layout, self.arrays)) == self.layouts
+                and tuple(map(_shape, self.arrays)) == self.shapes
                 and dtype == self.dtype and x_shape == self.x_shape
                 and state_shape == self.state_shape and buffers is self.buffers
                 and (buffers is None or self._same_buffers(buffers)))
@@ -79,4 +81,4 @@ class StepRecord:
     def _same_buffers(self, buffers):
         return (buffers is self.buffers and len(buffers) == len(self.buffer_arrays)
                 and all(map(is_, buffers.values(), self.buffer_arrays))
-                and tuple(map(_layout, self.buffer_arrays)) == self.buffer_layouts)
+                and tuple(map(_shape, self.buffer_arrays)) == self.buffer_shapes)
