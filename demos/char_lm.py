@@ -236,7 +236,7 @@ def plot_unit(passage, values, unit, signal, r, out, width=72):
         for x, (c, v) in enumerate(zip(text_line, row)):
             ax.add_patch(plt.Rectangle((x, -y - 0.5), 1, 1, color=cmap(scale(v)), lw=0))
             ax.text(x + 0.5, -y, c, ha="center", va="center", family="monospace",
-                    fontsize=8.5)
+                    fontsize=8.5, color="white" if abs(scale(v) - 0.5) > 0.33 else "black")
     ax.set(xlim=(0, width), ylim=(-len(lines) + 0.5, 0.5), xticks=[], yticks=[])
     for side in ax.spines.values():
         side.set_visible(False)
