@@ -101,11 +101,19 @@ def cmd_bench(args, out):
 
 
 def cmd_demo(args, out):
+    import inspect
+
     from minigru.demos import load
     from minigru.demos._common import OPTIONS, print_result
 
-    result = load(args.name).run(**{k: getattr(args, k) for k in OPTIONS})
-    print_result(result, out)
+    demo = load(args.name)
+    options = {k: getattr(args, k) for k in OPTIONS}
+    if args.text is not None:
+        if "text" not in inspect.signature(demo.run).parameters:
+            raise ValueError(f"--text is an option of the char-lm demo; {args.name} has no text "
+                             f"to replace")
+        options["text"] = args.text
+    print_result(demo.run(**options), out)
     return 0
 
 
@@ -165,6 +173,8 @@ def build_parser():
     p.add_argument("name", choices=list(DEMOS), metavar="NAME",
                    help="one of: " + ", ".join(DEMOS))
     add_options(p)
+    p.add_argument("--text", metavar="FILE",
+                   help="char-lm: train on this UTF-8 text instead of the King James Bible")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("race", help="train variants on the same task and compare them")

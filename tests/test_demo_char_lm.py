@@ -108,6 +108,16 @@ def test_script_takes_text(tmp_path, text_file, monkeypatch, capsys):
     assert result["text"] == "mine.txt" and math.isfinite(result["bits_per_char"])
 
 
+def test_minigru_demo_takes_text(tmp_path, text_file, monkeypatch, capsys):
+    monkeypatch.setattr(demo, "DEFAULTS", {**demo.DEFAULTS, **TINY})
+    out = io.StringIO()
+    assert main(["demo", "char-lm", "--text", text_file, "--backend", "numpy", "--out",
+                 str(tmp_path), "--no-progress"], out=out) == 0
+    assert json.loads(out.getvalue().strip().splitlines()[-1])["text"] == "mine.txt"
+    assert main(["demo", "sine", "--text", text_file, "--out", str(tmp_path)]) == 2
+    assert "--text is an option of the char-lm demo; sine has no text" in capsys.readouterr().err
+
+
 def test_runs_as_a_script():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "demos", "char_lm.py"), "--help"],
                           capture_output=True, text=True, timeout=60)
