@@ -19,6 +19,6 @@ from .rnn import RNN
 from .train import History, fit
 
 __version__ = "0.1.0"
-__all__ = ["VARIANTS", "BackendUnavailableError", "Cell", "Embedding", "History", "Linear", "Model", "Module", "RNN", "cell",
-           "fit", "gradcheck", "load_checkpoint", "losses", "optim", "save_checkpoint",
-           "__version__"]
+__all__ = ["VARIANTS", "BackendUnavailableError", "Cell", "Embedding", "History", "Linear",
+           "Model", "Module", "RNN", "cell", "fit", "gradcheck", "load_checkpoint", "losses",
+           "optim", "save_checkpoint", "__version__"]

@@ -126,9 +126,9 @@ def read_checkpoint(path):
         with f:
             names = list(f.files)
             if "meta.json" not in names:
+                held = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
                 raise ValueError(f"{path!r} is an .npz archive but not a minigru checkpoint: "
-                                 f"it has no meta.json (it holds {', '.join(names[:5]) or 'nothing'}"
-                                 f"{', ...' if len(names) > 5 else ''})")
+                                 f"it has no meta.json (it holds {held or 'nothing'})")
             arrays = {k: f[k] for k in names}         # reading every member checks its CRC
         meta = json.loads(arrays.pop("meta.json").tobytes().decode("utf-8"))
     except ValueError as e:

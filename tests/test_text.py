@@ -5,7 +5,6 @@ Expected values are written out by hand or computed by an independent route (PyT
 formula), never by the function under test.
 """
 
-import io
 import json
 import math
 
