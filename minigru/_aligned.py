@@ -1,9 +1,9 @@
 """Arrays whose data start on a 64-byte boundary: a cache line, and one AVX-512 register.
 
 NumPy's arrays start wherever ``malloc`` puts them, on a 16-byte boundary; a compiled loop that
-reads such a matrix 64 bytes at a time then splits every load across two cache lines. Measured in
-the streaming step (one row of 64 times U, 64 × 192 float32): 0.53 µs with U as NumPy allocated
-it, 0.33 µs with U aligned. ``Cell.init`` makes its parameters with ``aligned_copy``; the
+reads such a matrix 64 bytes at a time then splits every load across two cache lines (the
+streaming step's product is a third faster aligned: docs/performance.md, "Measurements behind
+the code"). ``Cell.init`` makes its parameters with ``aligned_copy``; the
 optimisers and ``load_state_dict`` write into them in place, so they stay aligned.
 """
 

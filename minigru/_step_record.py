@@ -11,7 +11,9 @@ the same in every respect the checks looked at:
   step holds them, and sees the in-place updates of an optimiser), each still of the shape it
   was checked with (``a.shape`` can be set in place; so can ``a.dtype``, and one of another item
   size changes the shape too; one of the same size, ``float32`` read as ``int32``, is not looked
-  for: the step goes on reading the same bits as the floats they were);
+  for: the step goes on reading the same bits as the floats they were). A prepared step that
+  checks the shapes itself, in compiled code (``run.checks_shapes``: the numba backend's), is
+  not compared here; it returns None when they no longer fit, and the checks then run;
 - ``x_t`` and the state plain NumPy arrays of the dtype and shapes checked;
 - no ``buffers=`` argument, and ligru's ``cell.buffers`` the same dict of the same arrays.
 
@@ -35,7 +37,9 @@ class StepRecord:
 
     def __init__(self, p, x_t, state, buffers, run):
         self.p, self.keys, self.arrays = p, tuple(p), tuple(p.values())
-        self.shapes = tuple(map(_shape, self.arrays))
+        # compared at each call unless the prepared step checks them in compiled code
+        self.shapes = None if getattr(run, "checks_shapes", False) else tuple(
+            map(_shape, self.arrays))
         self.dtype, self.x_shape = x_t.dtype, x_t.shape
         self.state_shape = (tuple(s.shape for s in state) if isinstance(state, tuple)
                             else state.shape)
@@ -58,7 +62,7 @@ class StepRecord:
             return False
         arrays = self.arrays
         return (tuple(p) == self.keys and all(map(is_, p.values(), arrays))
-                and tuple(map(_shape, arrays)) == self.shapes
+                and (self.shapes is None or tuple(map(_shape, arrays)) == self.shapes)
                 and (self.buffers is None or self._same_buffers(cell_buffers)))
 
     def same_params(self, p, dtype, x_shape, state_shape, buffers):
@@ -66,7 +70,7 @@ class StepRecord:
         the backend's step is not prepared again)."""
         return (p is self.p and tuple(p) == self.keys
                 and all(map(is_, p.values(), self.arrays))
-                and tuple(map(_shape, self.arrays)) == self.shapes
+                and (self.shapes is None or tuple(map(_shape, self.arrays)) == self.shapes)
                 and dtype == self.dtype and x_shape == self.x_shape
                 and state_shape == self.state_shape and buffers is self.buffers
                 and (buffers is None or self._same_buffers(buffers)))

@@ -310,7 +310,9 @@ class Cell:
         # (``_step_record.py``). The checks below take three times the kernel's time at B = 1.
         record = self._step_record
         if record is not None and record.accepts(p, x_t, state, buffers, self.buffers):
-            return record.run(x_t, state)
+            result = record.run(x_t, state)
+            if result is not None:                    # None: the shapes changed, in place
+                return result
         sizes, dtype = self._check_params(p)
         I, H = sizes["input_size"], sizes["hidden_size"]
         _check.array("x_t", x_t, (None, I), dtype, "(B, I)", self._is_device)
@@ -327,14 +329,14 @@ class Cell:
 
     def _record_step(self, p, full, x_t, state, dtype, kw):
         """The ``StepRecord`` of a checked step: its function is the step the backend prepared
-        for these arrays, or its step with the options bound (rru's dropout 0 at inference;
-        ligru's running statistics, the cell's buffers, which are held like p's arrays)."""
+        for these arrays and options (ligru's running statistics, the cell's buffers, are held
+        like p's arrays), or its plain step with the options bound."""
         held = kw.get("buffers")
         old = self._step_record
         state_shape = tuple(s.shape for s in state) if isinstance(state, tuple) else state.shape
         if old is not None and old.same_params(p, dtype, x_t.shape, state_shape, held):
             return old                                # a first step from state None, say
         prepare = getattr(self._fns, "prepare_step", None)
-        run = (prepare(full, x_t, state) if prepare and not kw
+        run = (prepare(full, x_t, state, **kw) if prepare
                else functools.partial(self._fns.step, full, **kw))
         return StepRecord(p, x_t, state, held, run)

@@ -48,8 +48,9 @@ positive_float = _argument(float, lambda x: math.isfinite(x) and x > 0,     # --
 
 def cmd_variants(args, out):
     I, H = args.input_size, args.hidden_size
+    names = list(VARIANTS) + ([v for v in REGISTRY if v not in VARIANTS] if args.cells else [])
     rows = [(v, get_variant(v).paper, get_variant(v).equations, Cell(v).num_params(I, H))
-            for v in VARIANTS]
+            for v in names]
     widths = [max(len(str(r[k])) for r in rows) for k in range(3)]
     header = ("variant", "paper", "equations", f"params (I={I}, H={H})")
     widths = [max(w, len(h)) for w, h in zip(widths, header)]
@@ -135,12 +136,14 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("variants", help="table of the variants: name, paper, equations, size")
+    p.add_argument("--cells", action="append", metavar="FILE", help=CELLS_HELP)
     p.add_argument("--input-size", type=positive_int, default=8, help="I for the parameter count")
     p.add_argument("--hidden-size", type=positive_int, default=16,
                    help="H for the parameter count")
     p.set_defaults(func=cmd_variants)
 
     p = sub.add_parser("gradcheck", help="check every gradient against finite differences")
+    p.add_argument("--cells", action="append", metavar="FILE", help=CELLS_HELP)
     p.add_argument("--variant", type=_variant_list, default=list(VARIANTS),
                    help="a variant, a comma-separated list, or 'all' (default)")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="numpy")
@@ -197,8 +200,35 @@ def build_parser():
     return parser
 
 
+CELLS_HELP = ("a Python file (or module) that registers cells of your own with "
+              "mg.cells.register (docs/custom-cells.md); may be given more than once")
+
+
+def load_cells(spec):
+    """Run a file, or import a module, that registers cells (``--cells``)."""
+    import importlib
+    import os
+    import runpy
+    if spec.endswith(".py") or os.path.sep in spec:
+        if not os.path.isfile(spec):
+            raise argparse.ArgumentTypeError(f"--cells: no such file {spec!r}")
+        runpy.run_path(spec, run_name="__minigru_cells__")
+    else:
+        importlib.import_module(spec)
+
+
 def main(argv=None, out=None):
     out = out or sys.stdout
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the cells first: --variant names them, and is checked as it is parsed
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--cells", action="append", default=[])
+    for spec in pre.parse_known_args(argv)[0].cells:
+        try:
+            load_cells(spec)
+        except (argparse.ArgumentTypeError, ImportError, ValueError, TypeError) as e:
+            print(f"minigru: error: --cells {spec}: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, out)

@@ -204,7 +204,7 @@ def test_a_checked_dict_is_checked_again_when_an_array_is_replaced():
     p = cell.init(I, H, rng=np.random.default_rng(0))
     cell.step(p, np.zeros((B, I)))                    # checked and remembered
     p["U"] = np.zeros((H + 1, 3 * H))
-    with pytest.raises(ValueError, match=r"p\['W'\] must have shape \(3, 18\), got \(3, 15\)"):
+    with pytest.raises(ValueError, match=r"p\['U'\] must have shape \(5, 15\), got \(6, 15\)"):
         cell.step(p, np.zeros((B, I)))
 
 

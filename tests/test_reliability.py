@@ -680,3 +680,28 @@ def test_every_package_under_minigru_goes_into_the_wheel():
     assert "minigru.cuda" in listed
     with open(os.path.join(root, "setup.cfg")) as f:
         assert "packages =" not in f.read()           # one list only: setup.py's
+
+
+def test_cli_cells_of_your_own_are_checked_on_every_cpu_backend(tmp_path, capsys):
+    """``--cells FILE`` registers a user's cells before the variant names are read."""
+    cells = tmp_path / "mycells.py"
+    cells.write_text(
+        "import minigru as mg\n"
+        "from minigru.cells import ONE, Gated, sigmoid, tanh\n"
+        "def point(an, af, uf, h):\n"
+        "    n, f = tanh(an), sigmoid(af + uf)\n"
+        "    return (ONE - f) * h + f * n, n, f\n"
+        "def point_backward(dh, h, h_new, n, f):\n"
+        "    return (dh * f * (ONE - n * n), dh * (n - h) * f * (ONE - f), dh * (ONE - f))\n"
+        "if 'leaky' not in mg.cells.REGISTRY:\n"
+        "    mg.cells.register(Gated(name='leaky', paper='a test', equations='-',\n"
+        "        x_blocks=('n', 'f'), h_blocks=('f',), summed=('f',), saves=('n', 'f'),\n"
+        "        point=point, point_backward=point_backward))\n")
+    for backend in CPU:
+        assert main(["gradcheck", "--cells", str(cells), "--variant", "leaky",
+                     "--backend", backend]) == 0
+        assert "ok: all 5 tensors of 1 variant(s)" in capsys.readouterr().out, backend
+    assert main(["variants", "--cells", str(cells)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("leaky")
+    assert main(["gradcheck", "--cells", str(tmp_path / "none.py"), "--variant", "gru"]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -6,7 +6,14 @@ Each family module exposes ``VARIANTS``, a tuple of ``Variant`` records (see ``_
 from dataclasses import replace
 from importlib import import_module
 
+from ._gated_structure import Gated
+from ._point import HALF, ONE, ZERO, exp, log, positive, relu, sigmoid, sqrt, tanh
+from ._two_stage import TwoStage
 from ._variant import Variant
+
+__all__ = ["Gated", "TwoStage", "Variant", "register", "get_variant", "REGISTRY", "VARIANTS",
+           "BackendUnavailableError", "ONE", "ZERO", "HALF", "sigmoid", "tanh", "relu",
+           "positive", "exp", "log", "sqrt"]
 
 # Family modules, in the order VARIANTS.md presents them.
 FAMILIES = ("elman", "lstm", "gru", "lngru", "ligru", "mgu", "rru", "mingru")
@@ -25,10 +32,15 @@ VARIANTS = ORDER
 
 
 def register(variant, family="user"):
-    """Add a ``Variant`` (see ``_variant.py``) so that ``mg.cell``, ``mg.RNN`` and
-    ``mg.gradcheck`` know it by name. ``mg.VARIANTS`` keeps listing the 15 of VARIANTS.md."""
+    """Add a cell so that ``mg.cell``, ``mg.RNN``, ``mg.gradcheck`` and ``minigru gradcheck``
+    know it by name: a declaration (``Gated``, ``TwoStage``: then every backend runs it, compiled)
+    or a ``Variant`` of NumPy functions (the NumPy backend only). Returns its ``Variant``.
+    ``mg.VARIANTS`` keeps listing the 15 of VARIANTS.md; docs/custom-cells.md shows the way."""
+    if isinstance(variant, (Gated, TwoStage)):
+        variant = variant.variant()
     if not isinstance(variant, Variant):
-        raise TypeError(f"variant must be a minigru Variant, got {type(variant).__name__}")
+        raise TypeError(f"variant must be a Gated or TwoStage declaration or a minigru Variant, "
+                        f"got {type(variant).__name__}")
     if variant.name in REGISTRY:
         raise ValueError(f"a variant named {variant.name!r} exists already")
     REGISTRY[variant.name] = replace(variant, family=family)

@@ -1,27 +1,7 @@
-"""Pointwise functions shared by the NumPy cells.
-
-Derivatives are taken from the saved outputs, as every cell's backward does:
-``sigmoid' = s * (1 - s)``, ``tanh' = 1 - t**2``, ``relu' = (out > 0)``.
-"""
+"""The normalisations of the NumPy reference (the point functions' vocabulary is ``_point.py``):
+a mean and variance over an axis, and its backward."""
 
 import numpy as np
-
-
-def sigmoid(a):
-    """Logistic sigmoid without overflow: exp is only ever taken of a non-positive number."""
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
-
-
-def zeros_like_state(state):
-    if isinstance(state, tuple):
-        return tuple(np.zeros_like(s) for s in state)
-    return np.zeros_like(state)
-
-
-def split(a, sizes):
-    """Split the last axis of ``a`` into consecutive blocks of the given sizes."""
-    return np.split(a, np.cumsum(sizes)[:-1], axis=-1)
 
 
 def normalize(v, eps, axis):

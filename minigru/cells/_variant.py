@@ -37,9 +37,8 @@ class Variant:
     init_buffers: Optional[Callable] = None            # (p) -> dict of untrained buffers
     bias_params: tuple = ()             # what bias=False leaves out (they are zeros then)
     family: str = ""                                   # the module, set by the registry
+    structure: object = None            # the declaration it was made from (Gated, TwoStage)
 
-    def num_params(self, input_size, hidden_size, **opts):
-        return sum(int(np.prod(s)) for s in self.shapes(input_size, hidden_size, **opts).values())
 
 
 def uniform_init(shapes, hidden_size, rng, dtype):

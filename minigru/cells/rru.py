@@ -40,12 +40,38 @@ Cache (what the backward needs), T steps, B batch, I input, H hidden, M middle, 
 
 import numpy as np
 
-from ._math import sigmoid
+from ._point import ONE, positive, relu, sigmoid
 from ._variant import Variant
 
 
 EPS = 1e-6          # inside RMS's square root, as the official code
 S_SCALE = 10.0      # h' = h ⊙ σ(S_SCALE · s): the official mul_lr_multiplier
+
+
+# ---------------------------------------------------------------- the point functions
+# (the per-unit math; the RMS of each row and the two products are the loops', below and in
+# the compiled backends, which run these same functions)
+
+def rru_hidden_point(q):
+    """One middle unit: a = relu(q), q = RMS(u J + j)."""
+    return relu(q)
+
+
+def rru_hidden_point_backward(dd, keep, a):
+    """dL/dq of one middle unit from dL/d(dropout(a)): through the mask (``keep`` the mask's
+    entry, 1 without dropout), then through the relu, from its output."""
+    return dd * keep * positive(a)
+
+
+def rru_update_point(cv, v, h, g, Z):
+    """One unit of the state: c = (d V)_j + v_j, h' = h*g + c*Z -> h', c."""
+    c = cv + v
+    return h * g + c * Z, c
+
+
+def rru_update_point_backward(dh, g, Z):
+    """dL/dh' -> dL/dc, and dL/dh by the residual path."""
+    return dh * Z, dh * g
 
 
 def rru_shapes(input_size, hidden_size, output_size=None, multiplier=2):
@@ -97,11 +123,11 @@ def _rru_cell(xj_t, h, Jh, V, v, g, Z, mask_t):
     pre = xj_t + h @ Jh                               # (B, M), u J + j
     r = 1.0 / np.sqrt(np.mean(pre ** 2, axis=1, keepdims=True) + EPS)  # (B, 1)
     q = pre * r                                       # RMS, no gain
-    a = np.maximum(q, 0)
+    a = rru_hidden_point(q)
     d = a if mask_t is None else a * mask_t
-    co = d @ V + v                                    # (B, H+O)
-    c = co[:, :H]
-    return co[:, H:], h * g + c * Z, q, r, a, c
+    cv = d @ V                                        # (B, H+O): [c | o] before their bias
+    h_new, c = rru_update_point(cv[:, :H], v[:H], h, g, Z)
+    return cv[:, H:] + v[H:], h_new, q, r, a, c
 
 
 def rru_forward(p, x, h0, training=True, *, dropout, rng):
@@ -140,26 +166,43 @@ def rru_backward(p, cache, dys, dh_T):
     for t in reversed(range(T)):
         dh = dh_all[t] = dh_next                      # h_t feeds only step t+1: the output is o_t
         # h' = h*g + c*Z;  [c|o] = d V + v
-        dco[t, :, :H] = dh * Z
+        dco[t, :, :H], dh_res = rru_update_point_backward(dh, g, Z)
         dco[t, :, H:] = dys[t]
         dd = dco[t] @ V.T
-        da = dd if mask is None else dd * mask[t]     # the forward's mask, kept units rescaled
-        dq = da * (a[t] > 0)                          # backprop through relu
+        # through the forward's mask (kept units rescaled), then the relu
+        dq = rru_hidden_point_backward(dd, ONE if mask is None else mask[t], a[t])
         # RMS: q = pre*r, r = (mean(pre²)+eps)^(-1/2)  =>  dpre = r*(dq - q*mean(dq*q))
         dpre[t] = r[t] * (dq - q[t] * np.mean(dq * q[t], axis=1, keepdims=True))
-        dh_next = dh * g + dpre[t] @ Jh.T             # residual path + through h J_h
-    # parameter gradients: one product each over all T*B rows
+        dh_next = dh_res + dpre[t] @ Jh.T             # residual path + through h J_h
+    dx, grads = rru_gradients(p, cache, dpre, dco, dh_all, g)
+    return dx, dh_next, grads
+
+
+def _sums(a):
+    """The sum of ``a`` over every axis but the last (over all steps and rows)."""
+    return a.reshape(-1, a.shape[-1]).sum(axis=0)
+
+
+def rru_gradients(p, cache, dpre, dco, dh_all, g, sums=_sums):
+    """dx and every parameter's gradient once the reverse loop has filled dpre = dL/d(u J + j),
+    dco = dL/d(d V + v) and dh_all = dL/dh_t: one product or sum each over all T·B rows.
+    ``sums`` sums over the rows (the compiled backend passes a faster one)."""
+    J = p["J"]
+    x, hs, a, c, mask = (cache[k] for k in ("x", "hs", "a", "c", "mask"))
+    T, B, I = x.shape
+    H, M = hs.shape[2], a.shape[2]
     U = np.concatenate([x, hs[:-1]], axis=2).reshape(T * B, I + H)   # u_t = [x_t | h_{t-1}]
     D = a if mask is None else a * mask               # what V saw
+    dPre = dpre.reshape(T * B, M)
     grads = {
-        "J": U.T @ dpre.reshape(T * B, M),
-        "j": dpre.sum(axis=(0, 1)),
+        "J": U.T @ dPre,
+        "j": sums(dPre),
         "V": D.reshape(T * B, M).T @ dco.reshape(T * B, -1),
-        "v": dco.sum(axis=(0, 1)),
-        "s": (dh_all * hs[:-1]).sum(axis=(0, 1)) * g * (1 - g) * S_SCALE,  # through σ(10 s)
-        "Z": (dh_all * c).sum(axis=(0, 1)),
+        "v": sums(dco),
+        "s": sums(dh_all * hs[:-1]) * g * (1 - g) * S_SCALE,  # through σ(10 s)
+        "Z": sums(dh_all * c),
     }
-    return dpre @ J[:I].T, dh_next, grads
+    return (dPre @ J[:I].T).reshape(T, B, I), grads
 
 
 def rru_step(p, x_t, h, *, dropout, rng):

@@ -1,9 +1,10 @@
 """Scalar math on the GPU, and how the CPU backend's per-element functions come to run there.
 
 The per-element math of every cell (``gru_point``, ``gru_point_backward``, ... in
-``minigru/numba/*.py``) is written once, as plain Python over scalars that calls ``sigmoid``,
-``tanh`` and ``relu`` by name. ``device_function`` compiles that same source for the GPU with
-those three names bound to the device versions below: one text of the math, two targets.
+``minigru/cells/*.py``) is written once, as plain Python over numbers that calls ``sigmoid``,
+``tanh``, ... by name (``cells/_point.py``). ``compiled_point`` compiles that same source for
+the GPU with those names bound to the device versions below: one text of the math, three
+targets.
 
 On the GPU ``math.exp`` and ``math.tanh`` of a float32 compile to CUDA's ``expf``/``tanhf``
 (libdevice, a few ulps), of a float64 to ``exp``/``tanh``; the constants are float32 ``ONE`` and
@@ -17,7 +18,6 @@ typing (float64 stays float64; float32 arithmetic stays float32).
 """
 
 import math
-import types
 
 import numpy as np
 from numba import cuda
@@ -29,7 +29,8 @@ if simulated():
 else:
     ONE, ZERO = np.float32(1.0), np.float32(0.0)
 
-__all__ = ["ONE", "ZERO", "device_function", "sigmoid", "tanh", "relu"]
+__all__ = ["ONE", "ZERO", "compiled_point", "device_function", "sigmoid", "tanh", "relu",
+           "positive"]
 
 
 @cuda.jit(device=True)
@@ -51,31 +52,25 @@ def relu(x):
     return x if x > ZERO else ZERO
 
 
-_DEVICE_NAMES = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "ONE": ONE, "ZERO": ZERO}
+@cuda.jit(device=True)
+def positive(x):
+    return ONE if x > ZERO else ZERO
+
+
+# What the names a point function may use (``cells/_point.py``) mean on the GPU.
+NAMES = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "positive": positive, "exp": math.exp,
+         "log": math.log, "sqrt": math.sqrt, "ONE": ONE, "ZERO": ZERO,
+         "HALF": 0.5 if simulated() else np.float32(0.5)}
 _compiled = {}
 
 
-def device_function(f):
-    """``f`` (a plain Python function of the CPU backend) compiled as a CUDA device function.
+def compiled_point(f):
+    """``f``, a point function of a cell file, compiled as a CUDA device function: its names of
+    ``_point.MATH`` bound to the device versions above (``cells/_point.on_target``); the point
+    functions it calls are compiled the same way."""
+    from ..cells._point import on_target
+    return on_target(f, NAMES, cuda.jit(device=True), _compiled)
 
-    ``f``'s global names ``sigmoid``, ``tanh``, ``relu``, ``ONE`` and ``ZERO`` are bound to the
-    device versions;
-    plain Python functions it calls from ``minigru`` are compiled the same way, recursively.
-    """
-    if f in _compiled:
-        return _compiled[f]
-    if not isinstance(f, types.FunctionType):
-        raise TypeError(f"device_function needs a plain Python function, got {f!r} "
-                        f"(pass the per-element function itself, not its compiled CPU version)")
-    env = dict(f.__globals__)
-    for name in f.__code__.co_names:
-        g = env.get(name)
-        if name in _DEVICE_NAMES:
-            env[name] = _DEVICE_NAMES[name]
-        elif isinstance(g, types.FunctionType) and g.__module__.startswith("minigru."):
-            env[name] = device_function(g)
-    retargeted = types.FunctionType(f.__code__, env, f.__name__, f.__defaults__, f.__closure__)
-    retargeted.__doc__, retargeted.__module__ = f.__doc__, f.__module__
-    _compiled[f] = cuda.jit(device=True)(retargeted)
-    return _compiled[f]
 
+device_function = compiled_point        # (the name the modules not yet built from
+                                        # declarations use)

@@ -23,8 +23,22 @@ for _family in FAMILIES:
     FUNCTIONS.update(import_module(f"{__name__}.{_family}").FUNCTIONS)
 
 
+_BACKENDS = {}
+
+
 def backend(variant):
     """The numba forward, backward and step of ``variant`` (a ``Variant``)."""
+    from ..cells._gated_structure import Gated
+    from ..cells._two_stage import TwoStage
+    if isinstance(variant.structure, (Gated, TwoStage)):
+        if variant.structure not in _BACKENDS:
+            from ._gated_loops import GatedBackend
+            from ._two_stage_loops import TwoStageBackend
+            make = GatedBackend if isinstance(variant.structure, Gated) else TwoStageBackend
+            _BACKENDS[variant.structure] = make(variant.structure)
+        b = _BACKENDS[variant.structure]
+        return SimpleNamespace(forward=b.forward, backward=b.backward, step=b.step,
+                               prepare_step=b.prepare_step)
     if variant.name not in FUNCTIONS:
         raise NotImplementedError(
             f"backend 'numba' does not have {variant.name!r} yet; it has "

@@ -8,11 +8,9 @@ their on-disk cache are the same whatever lies behind them. Where NumPy has no s
 build against MKL or Accelerate, say), the names are bound to a plain loop compiled here instead:
 correct everywhere, fast where NumPy's OpenBLAS is.
 
-Measured in one process on this project's 2-core machine (float32, per product): 32×128 @ 128×384
-(the ``medium`` gru step) 19.6 µs through OpenBLAS against 34 µs for the hand-written loop of
-``_math.py``; 16×32 @ 32×96 (``tiny``) 1.0 against 2.5 µs. For a few rows the loop wins (one row:
-0.65 against 1.8 µs, the library's call overhead), so ``_math.matmul`` uses the library from
-``BLAS_MIN_ROWS`` rows on.
+From a few rows on the library beats the hand-written loops of ``_math.py``; for fewer, its call
+overhead loses to them, so ``_math.matmul`` uses the library from ``BLAS_MIN_ROWS`` rows on
+(the figures: docs/performance.md, "Measurements behind the code").
 """
 
 import ctypes

@@ -7,7 +7,7 @@ specialises by the scalar type it sees:
   backends agree with it to rounding (1e-10 is the bar; in practice ~1e-15).
 - float32: a branch-free rational approximation of tanh (the 13/6 minimax form Eigen and
   TensorFlow use for float32), which LLVM vectorises, where a call to ``tanhf`` would stay scalar.
-  Its error is a few float32 ulps (measured: at most 3e-7 relative on [-10, 10]), well inside the
+  Its error is a few float32 ulps (at most 3e-7 relative on [-10, 10]), well inside the
   1e-4 float32 agreement, and ``sigmoid(a) = 0.5 + 0.5 tanh(a / 2)`` inherits it. Every
   constant is a float32, so no float32 kernel is silently promoted to float64.
 
@@ -20,7 +20,7 @@ NumPy's ``@``, the same library.
 Every kernel compiles with ``error_model="numpy"`` (``kernel`` and ``pointwise`` below): float
 division by zero then gives inf/nan as in NumPy instead of raising, and, more to the point here,
 the check Python's semantics need would sit in every loop and stop LLVM from vectorising it
-(measured: 6.4 ns per sigmoid+tanh scalar, 0.5 ns vectorised, float32).
+(an order of magnitude per element: docs/performance.md).
 """
 
 import math
@@ -126,6 +126,31 @@ def _relu(x):
     return lambda x: x if x > ZERO else ZERO
 
 
+def positive(x):
+    return ONE if x > ZERO else ZERO
+
+
+@overload(positive, inline="always")
+def _positive(x):
+    return lambda x: ONE if x > ZERO else ZERO
+
+
+# What the names a point function may use (``cells/_point.py``) mean in compiled CPU code:
+# scalar functions, inlined, with float32 kept float32 (the constants are float32; exp, log and
+# sqrt of a float32 are float32 in Numba).
+NAMES = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "positive": positive, "exp": math.exp,
+         "log": math.log, "sqrt": math.sqrt, "ONE": ONE, "ZERO": ZERO, "HALF": _HALF32}
+
+
+_compiled_points = {}
+
+
+def compiled_point(f):
+    """The point function ``f`` of a cell file, compiled for scalars (``cells/_point.py``)."""
+    from ..cells._point import on_target
+    return on_target(f, NAMES, pointwise, _compiled_points)
+
+
 # ------------------------------------------------------------------ small products
 
 @njit(inline="always")
@@ -186,8 +211,8 @@ def matmul_acc(A, B, out):
 @njit(inline="always")
 def _row_acc(A, B, out, i):
     """out[i] += A[i] @ B, eight rows of B per pass over out[i]: a lone row has no other rows to
-    share B's loads with, so it saves on its own loads and stores instead (measured, one row of
-    64 @ 64×192: 0.34 against 0.48 µs one row of B at a time; the streaming step's products)."""
+    share B's loads with, so it saves on its own loads and stores instead (the streaming step's
+    products)."""
     k, n = B.shape
     p = 0
     while p + 8 <= k:
@@ -219,10 +244,9 @@ def matmul_columns(A, B, c0, out):
     """out = A @ B[:, c0:c0 + n], n = out's columns: a window of B's columns read in place.
 
     The slice ``B[:, c0:c0 + n]`` itself would be typed as a strided array, and LLVM leaves
-    loops over it scalar (measured, gru_v3's step kernel at one row, whose products take the
-    gates' and the candidate's columns of U: 3.1 µs with the slices, 1.3 µs read in place;
-    gru's 0.9). Kept apart from ``matmul``: one loop body for every product made the kernels
-    compile 2 to 5 s slower per variant.
+    loops over it scalar (the reset-before cells' steps, whose products take the gates' and the
+    candidate's columns of U). Kept apart from ``matmul``: one loop body for every product made
+    the kernels compile seconds slower per variant.
     """
     if _use_blas(A, B, out):
         _blas_gemm(A, B, out, 0, c0)
@@ -250,9 +274,8 @@ def matmul_columns(A, B, c0, out):
 # ------------------------------------------------------------------ products outside the loop
 
 # Below this many inputs per row, ``x W`` goes through a compiled loop: NumPy's ``@`` with one
-# input per row is an outer product it computes slowly (measured, 1000 × 1 @ 1 × 192 float32, the
-# ``stream`` size: 228 µs against 19 µs for the loop); from 4 inputs on the two are even, and from
-# 16 on the library wins.
+# input per row is an outer product it computes slowly (the ``stream`` size: ten times slower than
+# the loop); from 4 inputs on the two are even, and from 16 on the library wins.
 PROJECTION_LOOP_MAX_INPUTS = 2
 
 
@@ -268,9 +291,8 @@ def _project_rows(X, W, out):
 
 def input_projection(x, W, out=None):
     """``x @ W`` for every step at once: x (T, B, I) -> (T, B, k), into ``out`` if given (a
-    ``_scratch`` array, say). The loops add the bias as they read it: ``y += b`` here was one
-    more pass over the whole array (measured: 12 µs of the 110 µs gru forward at tiny, 0.67 ms
-    at large; and ``x @ W + b``, a second array, cost 5.7 against 1.9 ms at medium)."""
+    ``_scratch`` array, say). The loops add the bias as they read it: ``y += b`` here would be
+    one more pass over the whole array, and ``x @ W + b`` a second array."""
     T, B, I = x.shape
     k = W.shape[1]
     X = x.reshape(T * B, I)
@@ -284,7 +306,7 @@ def input_projection(x, W, out=None):
 
 def column_sums(a):
     """The sum of ``a`` over every axis but the last (a bias gradient over all steps and rows),
-    as one BLAS product ``ones @ a``: NumPy adds the rows one after another (measured, 800 × 96
-    float32: 13.6 µs against 3.7 µs; 6400 × 384: 202 µs against 64 µs)."""
+    as one BLAS product ``ones @ a``: NumPy adds the rows one after another, three times
+    slower."""
     rows = a.reshape(-1, a.shape[-1])
     return np.ones(rows.shape[0], a.dtype) @ rows

@@ -2,19 +2,18 @@
 
 For the temporaries no caller ever sees (``x W + b`` before the loop, the gates' gradients
 before the products after it), a fresh array on every call means fresh pages on every call
-whenever the heap has been trimmed in between, and that is often: in a process that also runs
-PyTorch, the ``medium`` gru training step took about 1200 to 4900 page faults per call (measured
-with ``getrusage``), at 2 to 6 µs each on this project's machines. So each thread keeps one
-buffer per name, grown to the largest size asked for; nothing else is cached.
+whenever the heap has been trimmed in between, and that is often, above all in a process that
+also runs PyTorch (thousands of page faults per ``medium`` training step: docs/performance.md,
+"Measurements behind the code"). So each thread keeps one buffer per name, grown to the largest
+size asked for; nothing else is cached.
 
 The cost is memory held between calls: the largest temporaries a thread has needed (about 30 MB
 for the ``medium`` gru, 60 MB for ``large``). ``release()`` frees this thread's.
 
 The arrays a forward keeps in its cache are new on every call (the caller holds them until the
 backward), but ``one_block`` makes them in one allocation: NumPy asks the kernel for huge pages
-(2 MB) for an array of 4 MB or more, so the ``medium`` gru's 16 MB cache costs a few faults
-where its five 3.3 MB arrays cost about 2900 (measured next to PyTorch: its forward 14 ms with
-the faults, about 9 without). Smaller caches stay separate arrays from malloc's heap.
+(2 MB) for an array of 4 MB or more, so a large cache costs a few faults where its separate
+arrays cost thousands. Smaller caches stay separate arrays from malloc's heap.
 """
 
 import math
@@ -44,8 +43,7 @@ def release():
 
 
 # NumPy's threshold for huge pages. Below it, one block would be an ``mmap`` of its own from
-# 128 KB on, and so fresh pages on every call, where small arrays come from malloc's heap
-# (measured: gru3 at ``tiny``, 400 KB of cache, 71 faults per call and 0.36 ms against 0.18).
+# 128 KB on, and so fresh pages on every call, where small arrays come from malloc's heap.
 HUGE_PAGE_BYTES = 4 << 20
 
 

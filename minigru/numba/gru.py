@@ -18,124 +18,6 @@ from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, ma
 from ._scratch import one_block, scratch
 from ._step import gates_params, stepper
 
-# ============================================================================ gru (reset after)
-
-
-def gru_point(ar, az, an, ur, uz, un, c, h):
-    """One unit of one row: x-terms a, recurrent terms u, bias c, old state h -> h', r, z, n, hn."""
-    r = sigmoid(ar + ur)
-    z = sigmoid(az + uz)
-    hn = un + c
-    n = tanh(an + r * hn)
-    return z * h + (ONE - z) * n, r, z, n, hn
-
-
-def gru_point_backward(dh, h, r, z, n, hn):
-    """Backward of gru_point: dh (into h') -> dar, daz, dan, dhn and the direct part of dh_prev."""
-    dz = dh * (h - n)
-    dn = dh * (ONE - z)
-    dan = dn * (ONE - n * n)                            # through tanh
-    dr = dan * hn
-    dhn = dan * r
-    dar = dr * r * (ONE - r)                            # through sigmoid
-    daz = dz * z * (ONE - z)
-    return dar, daz, dan, dhn, dh * z
-
-
-_gru_point = pointwise(gru_point)
-_gru_point_backward = pointwise(gru_point_backward)
-
-
-@kernel
-def gru_forward_loop(xw, bias, U, c, hs, r, z, n, hn):
-    """xw (T, B, 3H) = x W, precomputed; the bias is added here."""
-    T, B, G = xw.shape
-    H = G // 3
-    hu = np.empty((B, G), xw.dtype)                   # h U, one step
-    for t in range(T):
-        matmul(hs[t], U, hu)
-        for b in range(B):
-            for j in range(H):
-                hs[t + 1, b, j], r[t, b, j], z[t, b, j], n[t, b, j], hn[t, b, j] = _gru_point(
-                    xw[t, b, j] + bias[j], xw[t, b, H + j] + bias[H + j],
-                    xw[t, b, 2 * H + j] + bias[2 * H + j],
-                    hu[b, j], hu[b, H + j], hu[b, 2 * H + j], c[j], hs[t, b, j])
-
-
-@kernel
-def gru_backward_loop(UT, hs, r, z, n, hn, dys, dh_next, dxw, dhu):
-    T, B, H = r.shape
-    out = np.empty((4, H), r.dtype)                   # one row's results: dar, daz, dan, dhn
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            for j in range(H):
-                out[0, j], out[1, j], out[2, j], out[3, j], dh_next[b, j] = _gru_point_backward(
-                    dys[t, b, j] + dh_next[b, j], hs[t, b, j], r[t, b, j], z[t, b, j],
-                    n[t, b, j], hn[t, b, j])
-            # copied out block by block: written straight into dxw and dhu above, six strided
-            # stores were more possible overlaps than LLVM checks, and the loop stayed scalar
-            # (measured, tiny: this pass 58 -> 23 µs per backward; medium 3.0 -> 1.7 ms)
-            for g in range(3):
-                for j in range(H):
-                    dxw[t, b, g * H + j] = out[g, j]       # [dar | daz | dan]
-            for g in range(2):
-                for j in range(H):
-                    dhu[t, b, g * H + j] = out[g, j]       # [dar | daz | dhn]
-            for j in range(H):
-                dhu[t, b, 2 * H + j] = out[3, j]
-        matmul_acc(dhu[t], UT, dh_next)               # through h U
-
-
-def gru_forward(p, x, h0, training=True):
-    W, U, c = p["W"], p["U"], p["c"]
-    T, B, I = x.shape
-    H = h0.shape[1]
-    xw = input_projection(x, W, scratch("xw", (T, B, 3 * H), x.dtype))
-    hs, r, z, n, hn = one_block(x.dtype, (T + 1, B, H), *[(T, B, H)] * 4)   # the cache
-    hs[0] = h0
-    gru_forward_loop(xw, p["b"], np.ascontiguousarray(U), c, hs, r, z, n, hn)
-    cache = {"x": x, "hs": hs, "r": r, "z": z, "n": n, "hn": hn}
-    return hs[1:].copy(), hs[T].copy(), cache
-
-
-def gru_backward(p, cache, dys, dh_T):
-    W, U = p["W"], p["U"]
-    x, hs, r, z, n, hn = (cache[k] for k in ("x", "hs", "r", "z", "n", "hn"))
-    T, B, H = n.shape
-    I = x.shape[2]
-    dxw = scratch("dxw", (T, B, 3 * H), x.dtype)
-    dhu = scratch("dhu", (T, B, 3 * H), x.dtype)
-    dh_next = np.array(dh_T, copy=True)
-    gru_backward_loop(np.ascontiguousarray(U.T), hs, r, z, n, hn, np.ascontiguousarray(dys),
-                      dh_next, dxw, dhu)
-    dXW, dHU = dxw.reshape(T * B, 3 * H), dhu.reshape(T * B, 3 * H)
-    grads = {
-        "W": x.reshape(T * B, I).T @ dXW,
-        "U": hs[:-1].reshape(T * B, H).T @ dHU,
-        "b": column_sums(dXW),
-        "c": column_sums(dHU[:, 2 * H:]),
-    }
-    return (dXW @ W.T).reshape(T, B, I), dh_next, grads
-
-
-@kernel
-def gru_step_kernel(x, W, b, U, c, h, h_new):
-    B, H = h.shape
-    xw = np.empty((B, 3 * H), x.dtype)
-    hu = np.empty((B, 3 * H), x.dtype)
-    matmul(x, W, xw)
-    matmul(h, U, hu)
-    for i in range(B):
-        for j in range(H):
-            h_new[i, j], _, _, _, _ = _gru_point(
-                xw[i, j] + b[j], xw[i, H + j] + b[H + j], xw[i, 2 * H + j] + b[2 * H + j],
-                hu[i, j], hu[i, H + j], hu[i, 2 * H + j], c[j], h[i, j])
-
-
-gru_step, gru_prepare_step = stepper(gru_step_kernel,
-                                     lambda p, h: (p["W"], p["b"], p["U"], p["c"]))
-
-
 # ============================================================ gru_v3, gru1..gru3 (reset before)
 
 
@@ -291,7 +173,6 @@ v3_step, v3_prepare_step = stepper(v3_step_kernel, gates_params)
 
 
 FUNCTIONS = {
-    "gru": (gru_forward, gru_backward, gru_step, gru_prepare_step),
     "gru_v3": (v3_forward, v3_backward, v3_step, v3_prepare_step),
     "gru1": (v3_forward, v3_backward, v3_step, v3_prepare_step),
     "gru2": (v3_forward, v3_backward, v3_step, v3_prepare_step),

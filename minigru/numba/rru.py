@@ -14,40 +14,22 @@ import math
 
 import numpy as np
 
-from ..cells._math import sigmoid as np_sigmoid
-from ..cells.rru import EPS, S_SCALE, _dropout_mask
-from ._math import (ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc,
-                    pointwise, relu, row_kernel, sigmoid)
+from ..cells._point import sigmoid as np_sigmoid
+from ..cells.rru import (EPS, S_SCALE, _dropout_mask, rru_gradients, rru_hidden_point,
+                         rru_hidden_point_backward, rru_update_point, rru_update_point_backward)
+from ._math import (ONE, ZERO, column_sums, compiled_point, input_projection, kernel, matmul,
+                    matmul_acc, row_kernel, sigmoid)
 from ._scratch import one_block, scratch
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
 
 
-def rru_update_point(co, v, h, g, Z):
-    """One unit of the state: c = (d V)_j + v_j, h' = h*g + c*Z -> h', c."""
-    c = co + v
-    return h * g + c * Z, c
-
-
-_rru_update_point = pointwise(rru_update_point)
-
-
-def rru_update_point_backward(dh, g, Z):
-    """The backward of ``rru_update_point`` from dL/dh': -> dL/dc, dL/dh by the residual path."""
-    return dh * Z, dh * g
-
-
-_rru_update_point_backward = pointwise(rru_update_point_backward)
-
-
-def rru_relu_point_backward(dd, keep, a):
-    """dL/dq of one middle unit from dL/d(dropout(a)): through the mask (``keep`` = 1 without
-    dropout), then through the relu."""
-    da = dd * keep
-    return da if a > ZERO else ZERO
-
-
-_rru_relu_point_backward = pointwise(rru_relu_point_backward)
+# the per-unit math, from the cell file
+_rru_update_point = compiled_point(rru_update_point)
+_rru_update_point_backward = compiled_point(rru_update_point_backward)
+_rru_hidden_point = compiled_point(rru_hidden_point)
+_rru_relu_point_backward = compiled_point(rru_hidden_point_backward)
+rru_relu_point_backward = rru_hidden_point_backward   # (cuda/rru.py's name for it)
 
 
 @row_kernel
@@ -60,7 +42,7 @@ def _rms_relu_row(pre, q, a, eps):
     r = ONE / math.sqrt(ms / pre.dtype.type(M) + eps)
     for k in range(M):
         q[k] = pre[k] * r
-        a[k] = relu(q[k])
+        a[k] = _rru_hidden_point(q[k])
     return r
 
 
@@ -169,19 +151,8 @@ def rru_backward(p, cache, dys, dh_T):
     rru_backward_loop(np.ascontiguousarray(V.T), np.ascontiguousarray(J[I:].T), g, Z, q, r, a,
                       _dummy(x.dtype) if mask is None else mask, mask is not None,
                       np.ascontiguousarray(dys), dh_next, dh_all, dco, dpre)
-    # parameter gradients: one product each over all T*B rows
-    U = np.concatenate([x, hs[:-1]], axis=2).reshape(T * B, I + H)   # u_t = [x_t | h_{t-1}]
-    D = a if mask is None else a * mask               # what V saw
-    dPre = dpre.reshape(T * B, M)
-    grads = {
-        "J": U.T @ dPre,
-        "j": column_sums(dPre),
-        "V": D.reshape(T * B, M).T @ dco.reshape(T * B, -1),
-        "v": column_sums(dco),
-        "s": column_sums(dh_all * hs[:-1]) * g * (1 - g) * S_SCALE,  # through σ(10 s)
-        "Z": column_sums(dh_all * c),
-    }
-    return (dPre @ J[:I].T).reshape(T, B, I), dh_next, grads
+    dx, grads = rru_gradients(p, cache, dpre, dco, dh_all, g, sums=column_sums)
+    return dx, dh_next, grads
 
 
 @kernel

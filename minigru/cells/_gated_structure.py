@@ -1,0 +1,374 @@
+"""``Gated``: a cell whose step is one recurrent product, then pointwise math.
+
+rnn, lstm, gru, ligru, lngru and mingru have this shape, and so can a cell of your own. A cell
+file declares its blocks and its *point functions* (the math of one unit, ``_point.py``); this
+file holds the NumPy loops that run them, the reference for every backend::
+
+    a = x W + b                 (T, B, Gx·H): every step at once, before the loop
+    for t:                      the only sequential part
+        u = h_t U + c           (B, Gh·H): the recurrent product (none when Gh = 0: mingru)
+        new state, saves = point(a_t blocks, u blocks, unit params, state_t)
+
+``b`` holds the biases of the x blocks named in ``bias`` (all by default), ``c`` those of the h
+blocks named in ``h_bias`` (none by default; gru's ``c`` is its n block's). Two normalisations
+sit around the products where a cell asks for them: ``x_norm="layer"`` (``a = g_x ⊙ LN(x W) +
+b``, per row) or ``"batch"`` (``a = gamma ⊙ BN(x W) + beta``, over all T·B rows, with running
+statistics for evaluation), and ``h_norm="layer"`` (``u = g_h ⊙ LN(h U) + c``, per row, inside
+the loop); with a layer norm the bias covers every block.
+
+The point functions' signatures (positional; the blocks in the order declared)::
+
+    point(*a_blocks, *u_blocks, *unit_params, *state) -> (*new_state, *saves)
+    point_backward(*d_new_state, *state, *new_state, *saves, *unit_params)
+        -> (*d_a_blocks, *d_u_blocks_not_summed, *d_unit_params, *d_state)
+
+A block of ``u`` named in ``summed`` enters the point only as ``a_g + u_g`` (gru's r and z, every
+block of lstm's), so its gradient is its ``a`` block's and the backward does not return it
+again. ``d_state`` is the gradient that reaches the old state directly (``z ⊙ dh`` for a GRU);
+the loop adds what reaches it through ``h U``. ``y_t`` is the new ``state[0]``.
+
+Dimension legend: T steps, B batch, I input, H hidden, Gx / Gh blocks of x W / h U.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ._math import normalize, normalize_backward
+from ._variant import Variant, uniform_init
+
+EPS = 1e-5           # the normalisations' epsilon (PyTorch's LayerNorm and BatchNorm default)
+X_NORMS = (None, "layer", "batch")
+H_NORMS = (None, "layer")
+
+
+@dataclass(frozen=True)
+class Gated:
+    """The declaration of a one-product cell (see the module docstring for the protocol).
+
+    ``x_blocks`` and ``h_blocks`` name the blocks of x W and h U, in the order of W's and U's
+    columns; ``bias`` the x blocks that have a bias in ``b`` (None: all of them, (): no ``b``);
+    ``h_bias`` the h blocks that have one in ``c``; ``unit_params`` the (H,) parameters given to
+    the point unit by unit; ``state`` the state's components (the output is the first);
+    ``saves`` what the point keeps for the backward.
+    """
+    name: str
+    paper: str
+    equations: str
+    x_blocks: tuple
+    point: Callable
+    point_backward: Callable
+    h_blocks: tuple = ()
+    summed: tuple = ()
+    bias: Optional[tuple] = None
+    h_bias: tuple = ()
+    unit_params: tuple = ()
+    state: tuple = ("h",)
+    saves: tuple = ()
+    x_norm: Optional[str] = None
+    h_norm: Optional[str] = None
+    init: Optional[Callable] = None     # (input_size, hidden_size, rng, dtype) -> p
+    bias_params: tuple = ()             # what bias=False leaves out (they are zeros then)
+
+    def __post_init__(self):
+        def names(what, value):
+            if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"{self.name}: {what} must be a tuple of names, got {value!r}")
+        for what in ("x_blocks", "h_blocks", "summed", "h_bias", "unit_params", "state",
+                     "saves"):
+            names(what, getattr(self, what))
+        if not self.x_blocks:
+            raise ValueError(f"{self.name}: x_blocks must name at least one block of x W")
+        if not set(self.summed) <= set(self.h_blocks) & set(self.x_blocks):
+            raise ValueError(f"{self.name}: summed must name blocks in both x_blocks and "
+                             f"h_blocks, got {self.summed!r}")
+        if self.bias is not None:
+            names("bias", self.bias)
+            if not set(self.bias) <= set(self.x_blocks):
+                raise ValueError(f"{self.name}: bias must name blocks of x_blocks, got "
+                                 f"{self.bias!r}")
+        if not set(self.h_bias) <= set(self.h_blocks):
+            raise ValueError(f"{self.name}: h_bias must name blocks of h_blocks, got "
+                             f"{self.h_bias!r}")
+        if self.x_norm not in X_NORMS or self.h_norm not in H_NORMS:
+            raise ValueError(f"{self.name}: x_norm must be one of {X_NORMS} and h_norm one of "
+                             f"{H_NORMS}, got {self.x_norm!r}, {self.h_norm!r}")
+        if self.h_norm and not self.h_blocks:
+            raise ValueError(f"{self.name}: h_norm needs h_blocks (a product to normalise)")
+        if not callable(self.point) or not callable(self.point_backward):
+            raise TypeError(f"{self.name}: point and point_backward must be functions")
+        if not self.state:
+            raise ValueError(f"{self.name}: state must name at least one component")
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def Gx(self):
+        return len(self.x_blocks)
+
+    @property
+    def Gh(self):
+        return len(self.h_blocks)
+
+    @property
+    def bias_blocks(self):
+        """The x blocks ``b`` holds, in order ((): no ``b``; a batch norm has ``beta``)."""
+        if self.x_norm == "batch":
+            return ()
+        return self.x_blocks if self.bias is None or self.x_norm == "layer" else self.bias
+
+    @property
+    def h_bias_blocks(self):
+        """The h blocks ``c`` holds, in order (all of them after a layer norm)."""
+        return self.h_blocks if self.h_norm == "layer" else self.h_bias
+
+    @property
+    def separate(self):
+        """The h blocks whose gradient the point's backward returns (those not summed)."""
+        return tuple(g for g in self.h_blocks if g not in self.summed)
+
+    def shapes(self, input_size, hidden_size):
+        """{name: shape} of the parameters, in the order VARIANTS.md lists them."""
+        I, H = input_size, hidden_size
+        s = {"W": (I, self.Gx * H)}
+        if self.h_blocks:
+            s["U"] = (H, self.Gh * H)
+        if self.x_norm == "layer":
+            s["g_x"] = (self.Gx * H,)
+        if self.h_norm == "layer":
+            s["g_h"] = (self.Gh * H,)
+        if self.x_norm == "batch":
+            s["gamma"] = s["beta"] = (self.Gx * H,)
+        if self.bias_blocks:
+            s["b"] = (len(self.bias_blocks) * H,)
+        if self.h_bias_blocks:
+            s["c"] = (len(self.h_bias_blocks) * H,)
+        for name in self.unit_params:
+            s[name] = (H,)
+        return s
+
+    def sizes(self, p):
+        W = p["W"]
+        return {"input_size": W.shape[0], "hidden_size": W.shape[1] // self.Gx}
+
+    def init_params(self, input_size, hidden_size, rng, dtype):
+        if self.init is not None:
+            return self.init(input_size, hidden_size, rng, dtype)
+        return uniform_init(self.shapes(input_size, hidden_size), hidden_size, rng, dtype)
+
+    def init_buffers(self, p):
+        """The running statistics of a batch norm, as a fresh PyTorch BatchNorm has them."""
+        dtype, n = p["gamma"].dtype, p["gamma"].shape[0]
+        return {"running_mean": np.zeros(n, dtype), "running_var": np.ones(n, dtype)}
+
+    def variant(self):
+        """This cell as the rest of minigru knows a variant."""
+        batch = self.x_norm == "batch"
+        return Variant(
+            name=self.name, paper=self.paper, equations=self.equations,
+            shapes=self.shapes, sizes=self.sizes, init=self.init_params,
+            forward=self.forward, backward=self.backward, step=self.step,
+            lstm_state=len(self.state) == 2, bias_params=self.bias_params,
+            run_options={"momentum": 0.1} if batch else {},
+            init_buffers=self.init_buffers if batch else None, structure=self)
+
+    # ------------------------------------------------------------------ the NumPy reference
+    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None):
+        T, B, _ = x.shape
+        states0 = state0 if isinstance(state0, tuple) else (state0,)
+        H = states0[0].shape[1]
+        a, cache = self._x_forward(p, x, H, training, momentum, buffers)    # (T, B, Gx·H)
+        S = [np.empty((T + 1, B, H), x.dtype) for _ in self.state]     # states 0 .. T
+        for s, s0 in zip(S, states0):
+            s[0] = s0
+        saves = [np.empty((T, B, H), x.dtype) for _ in self.saves]
+        if self.h_norm:
+            cache["uhat"] = np.empty((T, B, self.Gh * H), x.dtype)
+            cache["u_inv_std"] = np.empty((T, B, 1), x.dtype)
+        vecs = [p[k] for k in self.unit_params]
+        for t in range(T):
+            u = self._h_forward(p, S[0][t], cache, t)                 # (B, Gh·H) or None
+            out = self.point(*_blocks(a[t], self.Gx), *_blocks(u, self.Gh), *vecs,
+                             *(s[t] for s in S))
+            out = out if isinstance(out, tuple) else (out,)
+            for s, o in zip(S, out):
+                s[t + 1] = o
+            for s, o in zip(saves, out[len(S):]):
+                s[t] = o
+        cache.update({"x": x, **{k + "s": s for k, s in zip(self.state, S)},
+                      **dict(zip(self.saves, saves))})
+        final = tuple(s[T].copy() for s in S)
+        return S[0][1:].copy(), final if len(S) > 1 else final[0], cache
+
+    def backward(self, p, cache, dys, dstate):
+        x = cache["x"]
+        T, B, H = dys.shape
+        Gx, Gh = self.Gx, self.Gh
+        S = [cache[k + "s"] for k in self.state]
+        saves = [cache[k] for k in self.saves]
+        vecs = [p[k] for k in self.unit_params]
+        d_next = [d.copy() for d in (dstate if isinstance(dstate, tuple) else (dstate,))]
+        da = np.empty((T, B, Gx * H), x.dtype)        # dL/da, a = x W + b: the x side
+        du = np.empty((T, B, Gh * H), x.dtype)        # dL/du, u = h U (after its norm)
+        dhu = np.empty((T, B, Gh * H), x.dtype) if self.h_norm else du   # dL/d(h U)
+        dvecs = [np.zeros(H, x.dtype) for _ in vecs]
+        n_sep, n_vec = len(self.separate), len(vecs)
+        for t in reversed(range(T)):
+            # h_t feeds the output y_t and step t+1; the other components only step t+1
+            d_new = [dys[t] + d_next[0], *d_next[1:]]
+            out = self.point_backward(*d_new, *(s[t] for s in S), *(s[t + 1] for s in S),
+                                      *(s[t] for s in saves), *vecs)
+            out = [np.broadcast_to(o, (B, H)) for o in out]
+            d_a, d_sep = out[:Gx], out[Gx:Gx + n_sep]
+            da[t] = np.concatenate(d_a, axis=1) if Gx > 1 else d_a[0]
+            for dv, o in zip(dvecs, out[Gx + n_sep:Gx + n_sep + n_vec]):
+                dv += o.sum(axis=0)
+            d_next = [np.array(o) for o in out[Gx + n_sep + n_vec:]]
+            if Gh:
+                # a summed block's gradient is its x block's; the others the point returned
+                sep = iter(d_sep)
+                du[t] = np.concatenate([d_a[self.x_blocks.index(g)] if g in self.summed
+                                        else next(sep) for g in self.h_blocks], axis=1)
+                self._h_backward(p, du, dhu, cache, t)
+                d_next[0] = d_next[0] + dhu[t] @ p["U"].T   # through h U
+        grads, dxw = self._x_backward(p, da, cache)
+        X = x.reshape(T * B, -1)
+        grads["W"] = X.T @ dxw.reshape(T * B, Gx * H)
+        if Gh:
+            grads["U"] = S[0][:-1].reshape(T * B, H).T @ dhu.reshape(T * B, Gh * H)
+            if self.h_norm:
+                grads["g_h"] = (du * cache["uhat"]).sum(axis=(0, 1))
+            if self.h_bias_blocks:
+                grads["c"] = _select(du.sum(axis=(0, 1)), self.h_blocks, self.h_bias_blocks)
+        grads.update(zip(self.unit_params, dvecs))
+        d_state0 = tuple(d_next)
+        dx = dxw @ p["W"].T
+        return dx, d_state0 if len(d_state0) > 1 else d_state0[0], {k: grads[k] for k in p}
+
+    def step(self, p, x_t, state, *, momentum=None, buffers=None):
+        states = state if isinstance(state, tuple) else (state,)
+        H = states[0].shape[1]
+        a, _ = self._x_forward(p, x_t[None], H, False, momentum, buffers)
+        u = self._h_forward(p, states[0], None, 0)
+        out = self.point(*_blocks(a[0], self.Gx), *_blocks(u, self.Gh),
+                         *(p[k] for k in self.unit_params), *states)
+        out = out if isinstance(out, tuple) else (out,)
+        new = tuple(out[:len(self.state)])
+        return new[0], new if len(new) > 1 else new[0]
+
+    # ------------------------------------------------------------------ the x side
+    def bias_row(self, p, H, dtype):
+        """b spread over all Gx blocks of x W, zeros where a block has none: (Gx·H,)."""
+        return _spread(p["b"], self.x_blocks, self.bias_blocks, H, dtype)
+
+    def _x_forward(self, p, x, H, training, momentum, buffers):
+        """a (T, B, Gx·H), and what its backward needs."""
+        xw = x @ p["W"]                                # every step in one product
+        if self.x_norm is None:
+            return (xw + self.bias_row(p, H, x.dtype) if self.bias_blocks else xw), {}
+        if self.x_norm == "layer":
+            ahat, inv_std = normalize(xw, EPS, axis=-1)  # per row, over its Gx·H features
+            return p["g_x"] * ahat + p["b"], {"ahat": ahat, "a_inv_std": inv_std}
+        T, B, G = xw.shape                             # "batch": over all T·B rows
+        v = xw.reshape(T * B, G)
+        if training:
+            require_batch_statistics(self.name, x)
+            vhat, inv_std = normalize(v, EPS, axis=0)
+            inv_std = inv_std[0]                       # (1, G) -> (G,), as in evaluation
+            if buffers is not None:
+                update_running(buffers, v, momentum)
+        else:
+            inv_std = 1.0 / np.sqrt(buffers["running_var"] + EPS)
+            vhat = (v - buffers["running_mean"]) * inv_std
+        a = (p["gamma"] * vhat + p["beta"]).reshape(T, B, G)
+        return a, {"vhat": vhat, "inv_std": inv_std, "training": training}
+
+    def _x_backward(self, p, da, cache):
+        """(gradients of the x side's own parameters, dL/d(x W)) from dL/da."""
+        T, B, G = da.shape
+        if self.x_norm is None:
+            grads = {}
+            if self.bias_blocks:
+                grads["b"] = _select(da.sum(axis=(0, 1)), self.x_blocks, self.bias_blocks)
+            return grads, da
+        if self.x_norm == "layer":
+            # a = g_x*ahat + b, ahat = (x W - mean) * inv_std, per row
+            dxw = normalize_backward(da * p["g_x"], cache["ahat"], cache["a_inv_std"], axis=-1)
+            return {"g_x": (da * cache["ahat"]).sum(axis=(0, 1)), "b": da.sum(axis=(0, 1))}, dxw
+        dA = da.reshape(T * B, G)                      # a = gamma*vhat + beta
+        vhat, inv_std = cache["vhat"], cache["inv_std"]
+        if cache["training"]:                          # through the batch's mean and variance
+            dv = normalize_backward(dA * p["gamma"], vhat, inv_std, axis=0)
+        else:                                          # the running statistics are constants
+            dv = dA * p["gamma"] * inv_std
+        grads = {"gamma": (dA * vhat).sum(axis=0), "beta": dA.sum(axis=0)}
+        return grads, dv.reshape(T, B, G)
+
+    # ------------------------------------------------------------------ the h side
+    def _h_forward(self, p, h, cache, t):
+        """u = h U, normalised where the cell asks; None without a recurrent product."""
+        if not self.Gh:
+            return None
+        hu = h @ p["U"]                                # (B, Gh·H)
+        if self.h_norm:
+            uhat, inv_std = normalize(hu, EPS, axis=-1)
+            if cache is not None:
+                cache["uhat"][t], cache["u_inv_std"][t] = uhat, inv_std
+            hu = p["g_h"] * uhat
+        if self.h_bias_blocks:
+            hu = hu + _spread(p["c"], self.h_blocks, self.h_bias_blocks, h.shape[1], h.dtype)
+        return hu
+
+    def _h_backward(self, p, du, dhu, cache, t):
+        """dhu[t] = dL/d(h U) from du[t] = dL/du (the same array without a norm)."""
+        if self.h_norm:                                # u = g_h*uhat + c, per row
+            dhu[t] = normalize_backward(du[t] * p["g_h"], cache["uhat"][t],
+                                        cache["u_inv_std"][t], axis=-1)
+
+
+def _block(a, g, H):
+    return a[..., g * H:(g + 1) * H]
+
+
+def _spread(bias, blocks, biased, H, dtype):
+    """A bias of the ``biased`` blocks spread over all ``blocks``, zeros elsewhere."""
+    if biased == blocks:
+        return bias
+    full = np.zeros(len(blocks) * H, dtype)
+    for k, g in enumerate(biased):
+        i = blocks.index(g)
+        full[i * H:(i + 1) * H] = bias[k * H:(k + 1) * H]
+    return full
+
+
+def _select(v, blocks, biased):
+    """The ``biased`` blocks of v (len(blocks)·H,), in order: the gradient of their bias."""
+    if biased == blocks:
+        return v
+    H = v.shape[0] // len(blocks)
+    return np.concatenate([_block(v, blocks.index(g), H) for g in biased])
+
+
+def _blocks(a, G):
+    """The G blocks of a's last axis, as views: [a_0, a_1, ...]; none for a None."""
+    if a is None:
+        return []
+    H = a.shape[-1] // G
+    return [_block(a, g, H) for g in range(G)]
+
+
+def require_batch_statistics(name, x):
+    """Training mode's batch norm needs more than one value per feature (as PyTorch's)."""
+    T, B = x.shape[:2]
+    if T * B == 1:
+        raise ValueError(
+            f"{name} in training mode needs more than one value per feature for its batch "
+            f"statistics (T·B > 1, as PyTorch's BatchNorm), got x of shape {x.shape}; "
+            f"use training=False or a longer sequence or larger batch")
+
+
+def update_running(buffers, v, momentum):
+    """PyTorch BatchNorm's rule, in place; the variance is the unbiased one."""
+    for key, batch in (("running_mean", v.mean(axis=0)), ("running_var", v.var(axis=0, ddof=1))):
+        buffers[key] *= 1 - momentum
+        buffers[key] += momentum * batch

@@ -1,0 +1,477 @@
+"""The compiled loops of a ``Gated`` cell (``cells/_gated_structure.py``): one forward, one
+backward and one step for every cell of that structure, each cell's row body its glue
+(``_glue.py``). The same loop structure as the NumPy reference, and the same cache:
+
+- ``x @ W`` for all steps in one BLAS product before the loop (the bias is added in the loop, as
+  the row is read); a normalisation of ``x W`` (layer or batch norm) also before it;
+- inside the loop only ``h U`` (``_math.matmul``), the layer norm of its rows where the cell
+  has one, and the row body: the point function for every unit, its results into a small local
+  array ``out``, then copied to where they belong. (Written straight into several arrays at
+  strided offsets, the stores were more possible overlaps than LLVM checks at run time, and it
+  left the loop scalar; into a local array it vectorises.)
+- after the reverse loop, the weight gradients and ``dx`` as single BLAS products.
+
+The glue, for ``GRU``::
+
+    def forward_row(out, xw, bias, u, vecs, S, saves, t, b):
+        H = out.shape[1]
+        for j in range(H):
+            out[0, j], out[1, j], out[2, j], out[3, j], out[4, j] = point(
+                xw[0 * H + j] + bias[0 * H + j], xw[1 * H + j] + bias[1 * H + j], ...,
+                u[0 * H + j], u[1 * H + j], u[2 * H + j], vecs[0][j], S[0][t, b, j])
+        for j in range(H):
+            S[0][t + 1, b, j] = out[0, j]
+        ...
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..cells._gated_structure import EPS, _select, require_batch_statistics
+from ._glue import Entries, cell_function, compiled_cell
+from ._math import column_sums, input_projection, kernel, matmul, matmul_acc
+from ._norms import (batch_norm_columns, batch_norm_columns_backward, batch_norm_running,
+                     layer_norm_row, layer_norm_row_backward, layer_norm_rows,
+                     layer_norm_rows_backward)
+from ._scratch import one_block, scratch
+
+forward_row = cell_function("forward_row", "H, out, xw, bias, u, c, vecs, S, saves, t, b")
+backward_row = cell_function("backward_row",
+                             "H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b")
+step_row = cell_function("step_row", "H, xw, bias, u, c, vecs, S, S_new, b")
+step_shapes_ok = cell_function("step_shapes_ok", "H, x, W, bias, U, c, vecs, norms, S, S_new")
+step_x_norm = cell_function("step_x_norm", "xw, norms, eps")
+step_h_norm = cell_function("step_h_norm", "hu, norms, eps")
+forward_outputs = cell_function("forward_outputs")
+backward_outputs = cell_function("backward_outputs")
+has_product = cell_function("has_product")
+h_norm = cell_function("h_norm")
+x_norm = cell_function("x_norm")
+
+
+# ============================================================================ the loops
+
+@kernel
+def forward_loop(cell, xw, bias, U, g_h, c, eps, vecs, S, saves, uhat, u_inv_std):
+    """xw (T, B, Gx·H) = x W (or its normalised form); fills S[k][1:], saves, uhat, u_inv_std.
+    The biases ``bias`` of x W and ``c`` of h U are added in the row bodies, as they read."""
+    T, B, _ = xw.shape
+    H = S[0].shape[2]
+    hu = np.empty((B, U.shape[1]), xw.dtype)          # h U, one step
+    u = np.empty((B, U.shape[1]), xw.dtype) if h_norm(cell) else hu   # normalised: g_h LN
+    out = np.empty((forward_outputs(cell), H), xw.dtype)
+    for t in range(T):
+        if has_product(cell):
+            matmul(S[0][t], U, hu)
+        for b in range(B):
+            if h_norm(cell):
+                u_inv_std[t, b, 0] = layer_norm_row(hu[b], uhat[t, b], eps)
+                for k in range(u.shape[1]):
+                    u[b, k] = g_h[k] * uhat[t, b, k]
+            forward_row(cell, H, out, xw, bias, u, c, vecs, S, saves, t, b)
+
+
+@kernel
+def backward_loop(cell, UT, g_h, S, saves, vecs, dys, d_next, da, du, dhu, dvecs, uhat,
+                  u_inv_std):
+    """Fills da = dL/d(x-side a), du = dL/du (u after its norm), dhu = dL/d(h U), dvecs (the
+    unit parameters' gradients, summed); d_next ends as dL/d(state_0)."""
+    T, B, _ = da.shape
+    H = S[0].shape[2]
+    out = np.empty((backward_outputs(cell), H), da.dtype)
+    dvhat = np.empty(du.shape[2], da.dtype)           # dL/duhat, one row
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            backward_row(cell, H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b)
+            if h_norm(cell):                          # u = g_h*uhat + c, uhat = LN(h U)
+                for k in range(du.shape[2]):
+                    dvhat[k] = du[t, b, k] * g_h[k]
+                layer_norm_row_backward(dvhat, uhat[t, b], u_inv_std[t, b, 0], dhu[t, b])
+        if has_product(cell):
+            matmul_acc(dhu[t], UT, d_next[0])         # through h U
+
+
+@kernel
+def step_kernel(cell, W, bias, U, c, vecs, norms, eps, x, S, S_new):
+    """One step of evaluation mode: returns False, having computed nothing, when the arrays'
+    shapes do not fit together (``Cell.step`` then runs its full checks, which say what is
+    wrong), True otherwise. ``norms`` holds the norm parameters a cell has (lngru: g_x, b, g_h;
+    ligru: gamma, beta and the running mean and variance; otherwise none)."""
+    B, H = S[0].shape
+    if not step_shapes_ok(cell, H, x, W, bias, U, c, vecs, norms, S, S_new):
+        return False
+    xw = np.empty((B, W.shape[1]), x.dtype)
+    matmul(x, W, xw)
+    step_x_norm(cell, xw, norms, eps)                 # the normalisation of x W, if any
+    hu = np.empty((B, U.shape[1]), x.dtype)
+    if has_product(cell):
+        matmul(S[0], U, hu)
+        step_h_norm(cell, hu, norms, eps)             # u = g_h * LN(h U), if the cell has it
+    for i in range(B):
+        step_row(cell, H, xw, bias, hu, c, vecs, S, S_new, i)
+    return True
+
+
+# ============================================================================ the glue
+
+def glue_source(cell):
+    """The Python text of ``cell``'s row bodies (a ``Gated`` declaration), as compiled."""
+    Gx, Gh, n_state = cell.Gx, cell.Gh, len(cell.state)
+    bias = {g: k for k, g in enumerate(cell.bias_blocks)} if cell.x_norm is None else {}
+    h_bias = {g: k for k, g in enumerate(cell.h_bias_blocks)}
+    def a_args(row):                                  # row: "t, b" in the loop, "b" in a step
+        return [f"xw[{row}, {g} * H + j]" + (f" + bias[{bias[name]} * H + j]" if name in bias
+                                             else "") for g, name in enumerate(cell.x_blocks)]
+    u_args = [f"u[b, {g} * H + j]" + (f" + c[{h_bias[name]} * H + j]" if name in h_bias else "")
+              for g, name in enumerate(cell.h_blocks)]
+    vec_args = [f"vecs[{k}][j]" for k in range(len(cell.unit_params))]
+    n_fwd = n_state + len(cell.saves)
+    outs = ", ".join(f"out[{k}, j]" for k in range(n_fwd))
+
+    def copies(pairs):
+        return "".join(f"    for j in range(H):\n        {dst} = {src}\n" for dst, src in pairs)
+
+    def point_call(state_args, row="b"):
+        args = ",\n            ".join(a_args(row) + u_args + vec_args + state_args)
+        return (f"    for j in range(H):\n        {outs} = point(\n"
+                f"            {args})\n")
+
+    def point_call_t(state_args):
+        return point_call(state_args, "t, b")
+
+    fwd_dst = ([f"S[{k}][t + 1, b, j]" for k in range(n_state)]
+               + [f"saves[{k}][t, b, j]" for k in range(len(cell.saves))])
+    if n_fwd <= DIRECT_MAX:                           # straight into the arrays
+        forward = ("def forward_row(H, out, xw, bias, u, c, vecs, S, saves, t, b):\n"
+                   ""
+                   f"    for j in range(H):\n        {', '.join(fwd_dst)} = point(\n"
+                   "            " + ",\n            ".join(
+                       a_args("t, b") + u_args + vec_args
+                       + [f"S[{k}][t, b, j]" for k in range(n_state)]) + ")\n")
+    else:                                             # through ``out``
+        forward = ("def forward_row(H, out, xw, bias, u, c, vecs, S, saves, t, b):\n"
+                   ""
+                   + point_call_t([f"S[{k}][t, b, j]" for k in range(n_state)])
+                   + copies([(dst, f"out[{k}, j]") for k, dst in enumerate(fwd_dst)]))
+    step_dst = ", ".join([f"S_new[{k}][b, j]" for k in range(n_state)]
+                         + ["_"] * len(cell.saves))
+    step = ("def step_row(H, xw, bias, u, c, vecs, S, S_new, b):\n"
+            f"    for j in range(H):\n        {step_dst} = point(\n"
+            "            " + ",\n            ".join(
+                a_args("b") + u_args + vec_args + [f"S[{k}][b, j]" for k in range(n_state)])
+            + ")\n\n\n" + step_checks(cell))
+    # the backward's results: d_a (Gx) | d_u of the blocks not summed | d_vecs | d_state; the
+    # last straight into d_next (each unit reads its own entry first), the others via ``out``
+    n_sep, n_vec = len(cell.separate), len(cell.unit_params)
+    n_bwd = Gx + n_sep + n_vec
+    d_args = ([f"dys[t, b, j] + d_next[0][b, j]"] + [f"d_next[{k}][b, j]"
+                                                     for k in range(1, n_state)]
+              + [f"S[{k}][t, b, j]" for k in range(n_state)]
+              + [f"S[{k}][t + 1, b, j]" for k in range(n_state)]
+              + [f"saves[{k}][t, b, j]" for k in range(len(cell.saves))] + vec_args)
+    direct = (du_is_da(cell) or not Gh) and not n_vec and Gx + n_state <= DIRECT_MAX
+    d_outs = ", ".join([f"da[t, b, {g} * H + j]" if direct else f"out[{g}, j]"
+                        for g in range(n_bwd)]
+                       + [f"d_next[{k}][b, j]" for k in range(n_state)])
+    sep = iter(range(Gx, Gx + n_sep))
+    du_src = [cell.x_blocks.index(g) if g in cell.summed else next(sep) for g in cell.h_blocks]
+    du_pairs = [] if du_is_da(cell) else [(f"du[t, b, {g} * H + j]", f"out[{src}, j]")
+                                         for g, src in enumerate(du_src)]
+    backward = ("def backward_row(H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b):\n"
+                ""
+                f"    for j in range(H):\n        {d_outs} = "
+                f"point_backward(\n            " + ",\n            ".join(d_args) + ")\n"
+                + copies([] if direct else [(f"da[t, b, {g} * H + j]", f"out[{g}, j]")
+                                            for g in range(Gx)])
+                + copies(du_pairs)
+                + copies([(f"dvecs[{k}, j]", f"dvecs[{k}, j] + out[{Gx + n_sep + k}, j]")
+                          for k in range(n_vec)]))
+    constants = (f"def forward_outputs():\n    return {n_fwd}\n\n"
+                 f"def backward_outputs():\n    return {max(n_bwd, 1)}\n\n"
+                 f"def has_product():\n    return {bool(Gh)}\n\n"
+                 f"def h_norm():\n    return {cell.h_norm == 'layer'}\n\n"
+                 f"def x_norm():\n    return {(None, 'layer', 'batch').index(cell.x_norm)}\n")
+    return "\n\n".join([forward, backward, step, constants])
+
+
+# A row body writes its results straight into their arrays when there are at most this many, and
+# through the local array ``out`` otherwise (more strided stores than LLVM checks for overlap
+# leave the loop scalar: gru's five forward results go direct, lstm's seven through ``out``).
+DIRECT_MAX = 5
+
+
+def step_checks(cell):
+    """The glue of the step's shape check and its normalisations (see ``step_kernel``)."""
+    Gx, Gh, n_state = cell.Gx, cell.Gh, len(cell.state)
+    norm_shapes = {None: [], "layer": [Gx, Gx], "batch": [Gx] * 4}[cell.x_norm]
+    if cell.h_norm:
+        norm_shapes.append(Gh)
+    conds = ["x.shape[0] == S[0].shape[0]", f"W.shape[0] == x.shape[1]",
+             f"W.shape[1] == {Gx} * H", f"U.shape[0] == {'H' if Gh else 1}",
+             f"U.shape[1] == {Gh} * H"]
+    if cell.x_norm is None and cell.bias_blocks:
+        conds.append(f"bias.shape[0] == {len(cell.bias_blocks)} * H")
+    if cell.h_bias_blocks:
+        conds.append(f"c.shape[0] == {len(cell.h_bias_blocks)} * H")
+    conds += [f"vecs[{k}].shape[0] == H" for k in range(len(cell.unit_params))]
+    conds += [f"norms[{k}].shape[0] == {g} * H" for k, g in enumerate(norm_shapes)]
+    conds += [f"S[{k}].shape == S[0].shape and S_new[{k}].shape == S[0].shape"
+              for k in range(n_state)]
+    check = ("def step_shapes_ok(H, x, W, bias, U, c, vecs, norms, S, S_new):\n"
+             "    return (" + "\n            and ".join(conds) + ")\n")
+    if cell.x_norm == "layer":                      # norms: g_x, b[, g_h]
+        x_norm = ("def step_x_norm(xw, norms, eps):\n"
+                  "    xhat = np.empty(xw.shape[1], xw.dtype)\n"
+                  "    for i in range(xw.shape[0]):\n"
+                  "        layer_norm_row(xw[i], xhat, eps)\n"
+                  "        for k in range(xw.shape[1]):\n"
+                  "            xw[i, k] = norms[0][k] * xhat[k] + norms[1][k]\n")
+    elif cell.x_norm == "batch":                    # norms: gamma, beta, running mean, var
+        x_norm = ("def step_x_norm(xw, norms, eps):\n"
+                  "    batch_norm_running(xw, norms[0], norms[1], norms[2], norms[3], eps, xw)\n")
+    else:
+        x_norm = "def step_x_norm(xw, norms, eps):\n    pass\n"
+    if cell.h_norm:                                 # norms: ..., g_h
+        g = len(norm_shapes) - 1
+        h_norm = ("def step_h_norm(hu, norms, eps):\n"
+                  "    uhat = np.empty(hu.shape[1], hu.dtype)\n"
+                  "    for i in range(hu.shape[0]):\n"
+                  "        layer_norm_row(hu[i], uhat, eps)\n"
+                  "        for k in range(hu.shape[1]):\n"
+                  f"            hu[i, k] = norms[{g}][k] * uhat[k]\n")
+    else:
+        h_norm = "def step_h_norm(hu, norms, eps):\n    pass\n"
+    return "\n\n".join([check, x_norm, h_norm])
+
+
+def du_is_da(cell):
+    """Whether dL/du is dL/da itself: every h block summed, in the order of the x blocks, and
+    no norm between (rnn, lstm, ligru): then the backward writes one array, not two."""
+    return (cell.h_blocks == cell.x_blocks and cell.summed == cell.h_blocks
+            and not cell.h_norm)
+
+
+# ============================================================================ the calls
+
+_dummies = {}
+
+
+def _dummies_of(dtype):
+    """Stand-ins, 1-, 2- and 3-D, for the arrays a cell does not have (its loops never read
+    them; the 2-D one is U's, with no columns)."""
+    key = dtype.char
+    if key not in _dummies:
+        _dummies[key] = (np.zeros(1, dtype), np.zeros((1, 0), dtype), np.zeros((1, 1, 1), dtype))
+    return _dummies[key]
+
+
+def _dummy(dtype, ndim):
+    return _dummies_of(np.dtype(dtype))[ndim - 1]
+
+
+def _writable(a):
+    """``a`` as a C-contiguous, writable array (the types the prepared calls were made for)."""
+    return a if a.flags.c_contiguous and a.flags.writeable else np.array(a, order="C")
+
+
+class GatedBackend:
+    """forward, backward, step and prepare_step of one ``Gated`` cell, compiled."""
+
+    def __init__(self, cell):
+        self.cell = cell
+        self.compiled = compiled_cell("gated", cell.name, glue_source(cell),
+                                      {"point": cell.point,
+                                       "point_backward": cell.point_backward})
+        self.call = Entries()
+        self.plan = SimpleNamespace(   # the declaration's answers, looked up once, not per call
+            n_state=len(cell.state), n_saves=len(cell.saves), Gh=cell.Gh,
+            h_norm=cell.h_norm == "layer", c=bool(cell.h_bias_blocks),
+            loop_bias=cell.x_norm is None and bool(cell.bias_blocks),
+            unit_params=cell.unit_params, saves=cell.saves,
+            state_keys=tuple(k + "s" for k in cell.state),
+            du_is_da=du_is_da(cell) or not cell.Gh)
+
+    # ------------------------------------------------------------------ x side
+    def _x_forward(self, p, x, H, training, momentum, buffers):
+        cell = self.cell
+        T, B, I = x.shape
+        G = cell.Gx * H
+        if cell.x_norm is None:
+            return input_projection(x, p["W"], scratch("xw", (T, B, G), x.dtype)), {}
+        xw = scratch("xw", (T, B, G), x.dtype)
+        np.matmul(x.reshape(T * B, I), p["W"], out=xw.reshape(T * B, G))   # all steps at once
+        a = scratch("a", (T, B, G), x.dtype)
+        if cell.x_norm == "layer":
+            ahat, a_inv_std = one_block(x.dtype, (T, B, G), (T, B, 1))
+            layer_norm_rows(xw, p["g_x"], p["b"], x.dtype.type(EPS), ahat, a_inv_std, a)
+            return a, {"ahat": ahat, "a_inv_std": a_inv_std}
+        v = xw.reshape(T * B, G)
+        if training:
+            require_batch_statistics(cell.name, x)
+            vhat, (inv_std, mean, var) = np.empty_like(v), np.empty((3, G), x.dtype)
+            batch_norm_columns(v, x.dtype.type(EPS), vhat, inv_std, mean, var)
+            if buffers is not None:                   # PyTorch's rule, the unbiased variance
+                for key, batch in (("running_mean", mean), ("running_var", var)):
+                    buffers[key] *= 1 - momentum
+                    buffers[key] += momentum * batch
+        else:
+            inv_std = 1.0 / np.sqrt(buffers["running_var"] + x.dtype.type(EPS))
+            vhat = (v - buffers["running_mean"]) * inv_std
+        a2 = a.reshape(T * B, G)
+        np.multiply(p["gamma"], vhat, out=a2)
+        a2 += p["beta"]
+        return a, {"vhat": vhat, "inv_std": inv_std, "training": training}
+
+    def _x_backward(self, p, da, cache):
+        """(the x side's own gradients, dL/d(x W) as (T·B, Gx·H))."""
+        cell = self.cell
+        T, B, G = da.shape
+        dA = da.reshape(T * B, G)
+        if cell.x_norm is None:
+            grads = {}
+            if cell.bias_blocks:
+                db = column_sums(dA)
+                grads["b"] = _select(db, cell.x_blocks, cell.bias_blocks)
+            return grads, dA
+        if cell.x_norm == "layer":
+            dxw = scratch("dxw", (T, B, G), da.dtype)
+            layer_norm_rows_backward(da, p["g_x"], cache["ahat"], cache["a_inv_std"], dxw)
+            return ({"g_x": column_sums(da * cache["ahat"]), "b": column_sums(da)},
+                    dxw.reshape(T * B, G))
+        vhat, inv_std = cache["vhat"], cache["inv_std"]
+        if cache["training"]:
+            dv = scratch("dxw", dA.shape, da.dtype)
+            dgamma, dbeta = np.empty_like(p["gamma"]), np.empty_like(p["gamma"])
+            batch_norm_columns_backward(dA, p["gamma"], vhat, inv_std, dv, dgamma, dbeta)
+        else:
+            dv = dA * p["gamma"] * inv_std
+            dgamma, dbeta = column_sums(dA * vhat), column_sums(dA)
+        return {"gamma": dgamma, "beta": dbeta}, dv
+
+    # ------------------------------------------------------------------ the API
+    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None):
+        cell, plan = self.cell, self.plan
+        T, B, I = x.shape
+        states0 = state0 if isinstance(state0, tuple) else (state0,)
+        H = states0[0].shape[1]
+        dtype = x.dtype
+        d1, d2, d3 = _dummies_of(dtype)
+        xw, cache = self._x_forward(p, x, H, training, momentum, buffers)
+        n_state, n_saves = plan.n_state, plan.n_saves
+        shapes = [(T + 1, B, H)] * n_state + [(T, B, H)] * n_saves
+        if plan.h_norm:
+            shapes += [(T, B, cell.Gh * H), (T, B, 1)]
+        arrays = one_block(dtype, *shapes)              # the cache
+        S, saves = tuple(arrays[:n_state]), tuple(arrays[n_state:n_state + n_saves])
+        for s, s0 in zip(S, states0):
+            s[0] = s0
+        uhat, u_inv_std = arrays[-2:] if plan.h_norm else (d3, d3)
+        self.call(forward_loop, dtype.char, self.compiled, xw,
+                  p["b"] if plan.loop_bias else d1, p["U"] if plan.Gh else d2,
+                  p["g_h"] if plan.h_norm else d1, p["c"] if plan.c else d1, dtype.type(EPS),
+                  tuple([p[k] for k in plan.unit_params]), S, saves, uhat, u_inv_std)
+        cache["x"] = x
+        cache.update(zip(plan.state_keys, S))
+        cache.update(zip(plan.saves, saves))
+        if plan.h_norm:
+            cache["uhat"], cache["u_inv_std"] = uhat, u_inv_std
+        if n_state == 1:
+            return S[0][1:].copy(), S[0][T].copy(), cache
+        return S[0][1:].copy(), tuple([s[T].copy() for s in S]), cache
+
+    def backward(self, p, cache, dys, dstate):
+        cell, plan = self.cell, self.plan
+        x = cache["x"]
+        T, B, H = dys.shape
+        I = x.shape[2]
+        dtype = dys.dtype
+        d1, d2, d3 = _dummies_of(dtype)
+        S = tuple([cache[k] for k in plan.state_keys])
+        saves = tuple([cache[k] for k in plan.saves])
+        d_next = (dstate.copy(),) if plan.n_state == 1 else tuple([d.copy() for d in dstate])
+        GH = cell.Gh * H
+        da = scratch("da", (T, B, cell.Gx * H), dtype)   # dL/da, a the x side of the point
+        du = da if plan.du_is_da else scratch("du", (T, B, GH), dtype)   # dL/du
+        dhu = scratch("dhu", (T, B, GH), dtype) if plan.h_norm else du    # dL/d(h U)
+        dvecs = np.zeros((max(len(plan.unit_params), 1), H), dtype)
+        self.call(backward_loop, dtype.char, self.compiled,
+                  np.ascontiguousarray(p["U"].T) if plan.Gh else d2,
+                  p["g_h"] if plan.h_norm else d1, S, saves,
+                  tuple([p[k] for k in plan.unit_params]), _writable(dys), d_next, da, du, dhu,
+                  dvecs, cache["uhat"] if plan.h_norm else d3,
+                  cache["u_inv_std"] if plan.h_norm else d3)
+        grads, dXW = self._x_backward(p, da, cache)
+        grads["W"] = x.reshape(T * B, I).T @ dXW
+        if plan.Gh:
+            grads["U"] = S[0][:-1].reshape(T * B, H).T @ dhu.reshape(T * B, GH)
+            dU = du.reshape(T * B, GH)
+            if plan.h_norm:
+                grads["g_h"] = column_sums(dU * cache["uhat"].reshape(T * B, GH))
+            if plan.c:
+                grads["c"] = _select(column_sums(dU), cell.h_blocks, cell.h_bias_blocks)
+        for k, name in enumerate(plan.unit_params):
+            grads[name] = dvecs[k].copy()
+        dx = (dXW @ p["W"].T).reshape(T, B, I)
+        return dx, d_next if plan.n_state > 1 else d_next[0], {k: grads[k] for k in p}
+
+    def _step_args(self, p, h, buffers):
+        """The step kernel's arguments after x, from p (and ligru's running statistics)."""
+        cell, plan = self.cell, self.plan
+        d1, d2, _ = _dummies_of(h.dtype)
+        norms = {None: (), "layer": ("g_x", "b"), "batch": ("gamma", "beta")}[cell.x_norm]
+        norms = [p[k] for k in norms]
+        if cell.x_norm == "batch":
+            norms += [buffers["running_mean"], buffers["running_var"]]
+        if plan.h_norm:
+            norms.append(p["g_h"])
+        return (p["W"], p["b"] if plan.loop_bias else d1, p["U"] if plan.Gh else d2,
+                p["c"] if plan.c else d1, tuple([p[k] for k in plan.unit_params]),
+                tuple(norms), h.dtype.type(EPS))
+
+    def step(self, p, x_t, state, *, momentum=None, buffers=None):
+        states = tuple(np.ascontiguousarray(s) for s in
+                       (state if isinstance(state, tuple) else (state,)))
+        new = tuple(np.empty(s.shape, s.dtype) for s in states)
+        fits = step_kernel(self.compiled, *self._step_args(p, states[0], buffers),
+                           np.ascontiguousarray(x_t), states, new)
+        assert fits, "the step's arrays do not fit together, after Cell's checks"
+        return new[0], new if len(new) > 1 else new[0]
+
+    def prepare_step(self, p, x_t, state, *, momentum=None, buffers=None):
+        """The step for calls with these arrays of ``p`` and an ``x_t`` and state of this dtype
+        and shape: the kernel's machine code for exactly those types, called directly (Numba's
+        dispatch by types would cost more than the step itself at B = 1). Only ``Cell.step``'s
+        fast path calls it, having checked that a call is such a one (``_step_record.py``)."""
+        from functools import partial
+
+        from numba import typeof
+        contiguous, empty = np.ascontiguousarray, np.empty
+        states = tuple(map(contiguous, state if isinstance(state, tuple) else (state,)))
+        args = (self.compiled, *self._step_args(p, states[0], buffers))
+        new = tuple(empty(s.shape, s.dtype) for s in states)
+        run = step_kernel.compile(tuple(map(typeof, (*args, contiguous(x_t), states, new))))
+        run = partial(run, *args)                     # what stays from call to call, bound
+        shape, dtype = states[0].shape, states[0].dtype.type   # (the scalar type allocates
+                                                              # faster than the dtype)
+        # None when the kernel finds the shapes changed, or the machine code's wrapper an
+        # array of another item size (an array of p reshaped or retyped in place): Cell.step
+        # then runs its checks, which say what is wrong
+        if len(states) == 1:
+            def prepared(x_t, h):
+                h_new = empty(shape, dtype)
+                try:
+                    if run(contiguous(x_t), (contiguous(h),), (h_new,)):
+                        return h_new, h_new
+                except TypeError:
+                    return None
+        else:
+            def prepared(x_t, state):
+                new = tuple([empty(shape, dtype) for _ in state])
+                try:
+                    if run(contiguous(x_t), tuple(map(contiguous, state)), new):
+                        return new[0], new
+                except TypeError:
+                    return None
+        prepared.checks_shapes = True
+        return prepared
