@@ -2,9 +2,9 @@
 
 A streaming loop calls ``cell.step(p, x_t, state)`` once per time step, with the same ``p`` and
 arrays of the same kinds every time. The first such call goes through every check of
-``Cell.step``; a ``StepRecord`` keeps what it was given and the function to call for it (the step
-the backend prepared for exactly those arrays, ``minigru/numba/_step.py``, or its plain step
-with the options bound). A later call goes straight to that function when ``accepts`` finds it
+``Cell.step``; a ``StepRecord`` keeps what it was given and the function to call for it (the
+step the backend prepared for exactly those arrays, numba's ``prepare_step``, or its plain
+step with the options bound). A later call goes straight to that function when ``accepts`` finds it
 the same in every respect the checks looked at:
 
 - the same dict ``p``, with the same keys, holding the same arrays (by identity: the prepared

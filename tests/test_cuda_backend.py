@@ -21,14 +21,15 @@ if not cuda.is_available():
     pytest.skip("no GPU here and not in the simulator: run this file with "
                 "NUMBA_ENABLE_CUDASIM=1 (as .ci/run does)", allow_module_level=True)
 
-from minigru.cuda import functions  # noqa: E402
-
-CUDA_VARIANTS = [v for v in mg.VARIANTS if v in functions()]
+CUDA_VARIANTS = list(mg.VARIANTS)
 SMALL = {"input_size": 3, "hidden_size": 5, "steps": 4, "batch": 3}
 
 
 def test_every_variant_has_cuda():
-    assert set(CUDA_VARIANTS) == set(mg.VARIANTS), sorted(set(mg.VARIANTS) - set(CUDA_VARIANTS))
+    from minigru.cells import get_variant
+    from minigru.cuda import loops
+    for name in mg.VARIANTS:                          # raises for a variant it does not have
+        loops(get_variant(name))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
@@ -132,25 +133,19 @@ class _Recorder:
         return self.kernel[config]
 
 
-PER_STEP_KERNELS = {"gru": ("gru", "gru_forward_step", "gru_backward_step"),
-                    "rnn": ("elman", "rnn_forward_step", "rnn_backward_step"),
-                    "lstm": ("lstm", "lstm_forward_step", "lstm_backward_step")}
-
-
 @pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "per-step"])
-@pytest.mark.parametrize("variant", list(PER_STEP_KERNELS))
+@pytest.mark.parametrize("variant", ["gru", "rnn", "lstm", "ligru"])
 def test_persistent_and_per_step_kernels_both_agree(variant, persistent, monkeypatch):
     """The simulator is a GPU of one multiprocessor that runs cooperative grids of one block:
     there the persistent kernels take all H units in one block, where they fit."""
-    from importlib import import_module
-
-    from minigru.cuda import _blas
-    family, *kernels = PER_STEP_KERNELS[variant]
-    module = import_module(f"minigru.cuda.{family}")
+    from minigru.cells import get_variant
+    from minigru.cuda import _BACKENDS, _blas, loops
+    loops(get_variant(variant))                       # builds the cell's kernels
+    kernels = _BACKENDS[get_variant(variant).structure].kernels
     monkeypatch.setattr(_blas, "PERSISTENT", persistent)
     per_step = []
-    for name in kernels:
-        monkeypatch.setattr(module, name, _Recorder(getattr(module, name), per_step))
+    for name in ("forward_step", "backward_step"):
+        monkeypatch.setattr(kernels, name, _Recorder(getattr(kernels, name), per_step))
     check_against_reference("cuda", variant, np.float64, **{**SMALL, "hidden_size": 33})
     # forward, backward and the one-step forward of step(): T + T + 1 launches, or none
     assert len(per_step) == (0 if persistent else 2 * SMALL["steps"] + 1), per_step
@@ -159,7 +154,7 @@ def test_persistent_and_per_step_kernels_both_agree(variant, persistent, monkeyp
 def test_mgu3_gate_grid_deeper_than_the_gpu_allows_runs_in_chunks(monkeypatch):
     """mgu3's gate sees no h, so one launch takes every step (a grid T deep); a GPU allows
     65535 there, so longer sequences go in chunks: here chunks of 3 steps of 4."""
-    import minigru.cuda.mgu as module
+    import minigru.cuda._two_stage_loops as module
     monkeypatch.setattr(module, "MAX_GRID_Z", 3)
     check_against_reference("cuda", "mgu3", np.float64, **SMALL)
 

@@ -39,8 +39,6 @@ Cache (what the backward needs), T steps, B batch, H hidden:
     gru only: hn (T, B, H) = h U_n + c, the term the reset gate multiplies.
 """
 
-import numpy as np
-
 from ._gated_structure import Gated
 from ._point import ONE, ZERO, sigmoid, tanh
 from ._two_stage import TwoStage

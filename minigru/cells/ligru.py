@@ -39,7 +39,7 @@ loop and the batch norm). Cache (what the backward needs), T steps, B batch, H h
 
 import numpy as np
 
-from ._gated_structure import EPS, Gated, require_batch_statistics as _require
+from ._gated_structure import Gated
 from ._point import ONE, positive, relu, sigmoid
 from ._variant import uniform_init
 
@@ -76,17 +76,6 @@ LIGRU = Gated(name="ligru", paper=CITATION_RAVANELLI,
               x_blocks=("z", "n"), h_blocks=("z", "n"), summed=("z", "n"), x_norm="batch",
               saves=("z", "n"), point=ligru_point, point_backward=ligru_point_backward,
               init=init)
-
-
-def require_batch_statistics(x):
-    """Training mode's batch norm needs more than one value per feature (as PyTorch's)."""
-    _require("ligru", x)
-
-
-def _normalize_running(v, buffers):
-    """Evaluation mode's (v − running_mean) / sqrt(running_var + eps); returns vhat, 1/std."""
-    inv_std = 1.0 / np.sqrt(buffers["running_var"] + EPS)
-    return (v - buffers["running_mean"]) * inv_std, inv_std
 
 
 VARIANTS = (LIGRU.variant(),)

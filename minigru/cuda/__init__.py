@@ -69,19 +69,40 @@ def _quiet_about_small_grids():
     config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
 
 
+_BACKENDS = {}
+
+
+def loops(variant):
+    """``(forward, backward)`` on device arrays of ``variant``: made from its declaration when it
+    has one (``_gated_loops.py``, ``_two_stage_loops.py``: the loops of its structure around its
+    own point functions), else from its family module here (rru)."""
+    from ..cells._gated_structure import Gated
+    from ..cells._two_stage import TwoStage
+    cell = variant.structure
+    if isinstance(cell, (Gated, TwoStage)):
+        if cell not in _BACKENDS:
+            if isinstance(cell, Gated):
+                from ._gated_loops import GatedBackend as make
+            else:
+                from ._two_stage_loops import TwoStageBackend as make
+            _BACKENDS[cell] = make(cell)
+        return _BACKENDS[cell].forward, _BACKENDS[cell].backward
+    fns = functions()
+    if variant.name not in fns:
+        raise NotImplementedError(
+            f"backend 'cuda' does not have {variant.name!r}; it has the declared cells and "
+            f"{', '.join(sorted(fns))} (use backend='numpy' or 'numba' for the others)")
+    return fns[variant.name]
+
+
 def backend(variant):
     """The cuda forward, backward and step of ``variant`` (a ``Variant``)."""
     _require_cuda()
     _quiet_about_small_grids()
-    fns = functions()
-    if variant.name not in fns:
-        raise NotImplementedError(
-            f"backend 'cuda' does not have {variant.name!r}; it has "
-            f"{', '.join(sorted(fns))} (use backend='numpy' or 'numba' for the others)")
+    forward_d, backward_d = loops(variant)
     from .._aligned import aligned_copies
     from ._blas import copy as device_copy
     from ._blas import is_device, to_device, to_host
-    forward_d, backward_d = fns[variant.name]
 
     def each(f, state):                               # a state is h, or (h, c) for lstm
         return tuple(map(f, state)) if isinstance(state, tuple) else f(state)

@@ -248,7 +248,7 @@ def time_loop(persistent_kernel, persistent_args, step_kernel, step_args, steps,
     fits (``persistent_launch``), else ``step_kernel(t, *step_args())`` for each t of ``steps``.
     ``step_args`` is a function, so that what only the per-step kernels read (the backward's
     copy of Uᵀ) is made only when they run."""
-    itemsize = persistent_args[-1].dtype.itemsize      # every loop's last array is an activation
+    itemsize = persistent_args[0].dtype.itemsize       # every loop's first array is U
     fits = persistent_launch(persistent_kernel, persistent_args, B, H, G, itemsize)
     if fits:
         launch, units = fits

@@ -1,4 +1,4 @@
-"""Scalar math on the GPU, and how the CPU backend's per-element functions come to run there.
+"""Scalar math on the GPU, and how the cell files' point functions come to run there.
 
 The per-element math of every cell (``gru_point``, ``gru_point_backward``, ... in
 ``minigru/cells/*.py``) is written once, as plain Python over numbers that calls ``sigmoid``,
@@ -29,7 +29,7 @@ if simulated():
 else:
     ONE, ZERO = np.float32(1.0), np.float32(0.0)
 
-__all__ = ["ONE", "ZERO", "compiled_point", "device_function", "sigmoid", "tanh", "relu",
+__all__ = ["ONE", "ZERO", "compiled_point", "sigmoid", "tanh", "relu",
            "positive"]
 
 
@@ -71,6 +71,3 @@ def compiled_point(f):
     from ..cells._point import on_target
     return on_target(f, NAMES, cuda.jit(device=True), _compiled)
 
-
-device_function = compiled_point        # (the name the modules not yet built from
-                                        # declarations use)

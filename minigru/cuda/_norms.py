@@ -141,3 +141,12 @@ def gain_bias_grads(d, vhat, dg, db):
             sg += d[i, k] * vhat[i, k]
             sb += d[i, k]
         dg[k], db[k] = sg, sb
+
+
+@cuda.jit
+def affine_columns(vhat, g, bias, a):
+    """a = g ⊙ vhat + bias, row by row; one thread per feature k (batch norm's affine part)."""
+    k = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    if k < vhat.shape[1]:
+        for i in range(vhat.shape[0]):
+            a[i, k] = g[k] * vhat[i, k] + bias[k]

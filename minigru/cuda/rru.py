@@ -8,12 +8,12 @@ per row b (``blockIdx.x = b``), its threads striding over the features:
 - forward step t, block b: ``pre = xj[t, b] + h_t[b] J_h`` (a thread per middle unit k), the
   sum of ``pre²`` over the row (a tree reduction in shared memory), ``q = pre·r``,
   ``a = relu(q)``; then, after a barrier, a thread per column of ``d V`` with ``d = a·mask``,
-  finished by ``rru_update_point`` (the CPU backend's function, compiled for the GPU) for the
+  finished by ``rru_update_point`` (the cell file's point function, compiled for the GPU) for the
   state's columns and ``+ v`` for the output's;
-- backward step t, block b: ``dh = dh_direct + dpre[t+1, b] · JhT[:, j]`` (the recurrent
+- backward step t, block b: ``dh = dh_next + dpre[t+1, b] · JhT[:, j]`` (the recurrent
   product of the step after, fused here), ``rru_update_point_backward`` into ``dco`` and the
   residual part of the next ``dh``; after a barrier ``dd = dco[t, b] · VT[:, k]``,
-  ``rru_relu_point_backward``, and the backward of the RMS (a second tree reduction);
+  ``rru_hidden_point_backward``, and the backward of the RMS (a second tree reduction);
 - after the loop, ``dJ`` (two GEMMs, into its x rows and its h rows), ``dV``, ``dj``, ``dv``,
   ``dx`` as GEMMs and column sums, and ``ds``, ``dZ`` as one column reduction.
 
@@ -29,15 +29,17 @@ import numpy as np
 from numba import cuda, from_dtype
 
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
-from ..numba.rru import rru_relu_point_backward, rru_update_point, rru_update_point_backward
+from ..cells.rru import (rru_hidden_point, rru_hidden_point_backward, rru_update_point,
+                         rru_update_point_backward)
 from ._blas import THREADS, block_sum, blocks, colsum, copy, empty, gemm, row_threads, to_device
-from ._math import ONE, ZERO, device_function, relu, sigmoid
+from ._math import ONE, ZERO, compiled_point, sigmoid
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
 
-_rru_update_point = device_function(rru_update_point)
-_rru_update_point_backward = device_function(rru_update_point_backward)
-_rru_relu_point_backward = device_function(rru_relu_point_backward)
+_rru_update_point = compiled_point(rru_update_point)
+_rru_update_point_backward = compiled_point(rru_update_point_backward)
+_rru_hidden_point = compiled_point(rru_hidden_point)
+_rru_hidden_point_backward = compiled_point(rru_hidden_point_backward)
 
 
 @lru_cache(maxsize=None)
@@ -60,7 +62,7 @@ def _kernels(dtype):
         rb = ONE / math.sqrt(block_sum(ss, sh) / width + eps)     # RMS, no gain
         for k in range(i0, M, di):
             q[t, b, k] *= rb
-            a[t, b, k] = relu(q[t, b, k])
+            a[t, b, k] = _rru_hidden_point(q[t, b, k])
         if i0 == 0:
             r[t, b, 0] = rb
         cuda.syncthreads()                            # all of a[t, b] before d V
@@ -77,18 +79,18 @@ def _kernels(dtype):
 
     @cuda.jit
     def rru_backward_step(t, VT, JhT, s, Z, q, r, a, mask, has_mask, width, dys,
-                          dh_direct, dh_all, dco, dpre):
+                          dh_next, dh_all, dco, dpre):
         sh = cuda.shared.array(THREADS, nbtype)
         b, i0, di = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         T, _, M = q.shape
-        H, O = dh_direct.shape[1], dys.shape[2]
+        H, O = dh_next.shape[1], dys.shape[2]
         for j in range(i0, H, di):                    # h' = h*g + c*Z
-            dh = dh_direct[b, j]
+            dh = dh_next[b, j]
             if t + 1 < T:                             # through h_{t+1} J_h, the step after
                 for k in range(M):
                     dh += dpre[t + 1, b, k] * JhT[k, j]
             dh_all[t, b, j] = dh                      # h_t feeds only step t+1
-            dco[t, b, j], dh_direct[b, j] = _rru_update_point_backward(
+            dco[t, b, j], dh_next[b, j] = _rru_update_point_backward(
                 dh, sigmoid(_S_SCALE * s[j]), Z[j])
         for k in range(i0, O, di):
             dco[t, b, H + k] = dys[t, b, k]
@@ -99,7 +101,7 @@ def _kernels(dtype):
             for i in range(H + O):
                 dd += dco[t, b, i] * VT[i, k]
             keep = mask[t, b, k] if has_mask else ONE
-            dq = _rru_relu_point_backward(dd, keep, a[t, b, k])
+            dq = _rru_hidden_point_backward(dd, keep, a[t, b, k])
             dpre[t, b, k] = dq                        # dq, until the mean is known
             part += dq * q[t, b, k]
         mean = block_sum(part, sh) / width

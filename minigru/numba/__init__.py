@@ -1,13 +1,14 @@
 """backend="numba": every cell's time loop compiled for the CPU with Numba.
 
-One module per cell family, mirroring ``minigru/cells``; each exposes
-``FUNCTIONS = {variant: (forward, backward, step[, prepare_step])}`` with the signatures of the
-NumPy reference and the same cache contents; ``prepare_step`` (``_step.py``) serves
-``Cell.step``'s streaming fast path. Compiled code is cached on disk (``cache=True``), so only
-the first process on a machine pays the compilation.
+A declared cell (``Gated``, ``TwoStage``) runs the compiled loops of its structure
+(``_gated_loops.py``, ``_two_stage_loops.py``) around its own point functions (``_glue.py``);
+rru keeps its own loops (``rru.py``, ``FUNCTIONS``). Each gives forward, backward, step and
+``prepare_step`` (``Cell.step``'s streaming fast path) with the signatures of the NumPy reference
+and the same cache contents. Compiled code is cached on disk (``cache=True``), so only the first
+process on a machine pays the compilation.
 
 Developers: Numba checks a cached kernel against its own file only. A kernel compiled into
-``gru.py``'s cache carries the ``_math.py`` helpers it called at the time, so after editing
+``rru.py``'s cache carries the ``_math.py`` helpers it called at the time, so after editing
 ``_math.py`` delete the caches (``find minigru -name '*.nb[ic]' -delete``).
 """
 

@@ -31,9 +31,8 @@ import numpy as np
 from ..cells._gated_structure import EPS, _select, require_batch_statistics
 from ._glue import Entries, cell_function, compiled_cell
 from ._math import column_sums, input_projection, kernel, matmul, matmul_acc
-from ._norms import (batch_norm_columns, batch_norm_columns_backward, batch_norm_running,
-                     layer_norm_row, layer_norm_row_backward, layer_norm_rows,
-                     layer_norm_rows_backward)
+from ._norms import (batch_norm_columns, batch_norm_columns_backward, layer_norm_row,
+                     layer_norm_row_backward, layer_norm_rows, layer_norm_rows_backward)
 from ._scratch import one_block, scratch
 
 forward_row = cell_function("forward_row", "H, out, xw, bias, u, c, vecs, S, saves, t, b")
@@ -165,7 +164,7 @@ def glue_source(cell):
     # last straight into d_next (each unit reads its own entry first), the others via ``out``
     n_sep, n_vec = len(cell.separate), len(cell.unit_params)
     n_bwd = Gx + n_sep + n_vec
-    d_args = ([f"dys[t, b, j] + d_next[0][b, j]"] + [f"d_next[{k}][b, j]"
+    d_args = (["dys[t, b, j] + d_next[0][b, j]"] + [f"d_next[{k}][b, j]"
                                                      for k in range(1, n_state)]
               + [f"S[{k}][t, b, j]" for k in range(n_state)]
               + [f"S[{k}][t + 1, b, j]" for k in range(n_state)]
@@ -207,7 +206,7 @@ def step_checks(cell):
     norm_shapes = {None: [], "layer": [Gx, Gx], "batch": [Gx] * 4}[cell.x_norm]
     if cell.h_norm:
         norm_shapes.append(Gh)
-    conds = ["x.shape[0] == S[0].shape[0]", f"W.shape[0] == x.shape[1]",
+    conds = ["x.shape[0] == S[0].shape[0]", "W.shape[0] == x.shape[1]",
              f"W.shape[1] == {Gx} * H", f"U.shape[0] == {'H' if Gh else 1}",
              f"U.shape[1] == {Gh} * H"]
     if cell.x_norm is None and cell.bias_blocks:

@@ -126,7 +126,8 @@ def glue_source(cell):
     ag_src = "ag" if cell.sees_x or cell.has_bias else None
     forward_gates = (
         "def gate_row(H, ag, hug, gates, rh, hs, t, b):\n"
-        + loop([f"{unpack(gates_at('t, b'))} = gate_point({', '.join(pre(ag_src, 't, b', False))})"])
+        + loop([f"{unpack(gates_at('t, b'))} = "
+                f"gate_point({', '.join(pre(ag_src, 't, b', False))})"])
         + loop([f"rh[b, j] = gates[{R}][t, b, j] * hs[t, b, j]"]))
     forward_candidate = (
         "def candidate_row(H, xn, bn, un, gates, hs, n, t, b):\n"

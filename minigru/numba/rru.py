@@ -28,8 +28,7 @@ _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves bot
 _rru_update_point = compiled_point(rru_update_point)
 _rru_update_point_backward = compiled_point(rru_update_point_backward)
 _rru_hidden_point = compiled_point(rru_hidden_point)
-_rru_relu_point_backward = compiled_point(rru_hidden_point_backward)
-rru_relu_point_backward = rru_hidden_point_backward   # (cuda/rru.py's name for it)
+_rru_hidden_point_backward = compiled_point(rru_hidden_point_backward)
 
 
 @row_kernel
@@ -109,7 +108,7 @@ def rru_backward_loop(VT, JhT, g, Z, q, r, a, mask, has_mask, dys, dh_next, dh_a
         for b in range(B):
             for k in range(M):                        # backprop through the mask and relu
                 keep = mask[t, b, k] if has_mask else ONE
-                dq[k] = _rru_relu_point_backward(dd[b, k], keep, a[t, b, k])
+                dq[k] = _rru_hidden_point_backward(dd[b, k], keep, a[t, b, k])
             _rms_row_backward(dq, q[t, b], r[t, b, 0], dpre[t, b])
         matmul_acc(dpre[t], JhT, dh_next)             # through h J_h
 
