@@ -178,3 +178,17 @@ def test_a_strided_device_array_is_refused_by_name():
         cell.forward(p, wide[:, :, ::2])
     with pytest.raises(ValueError, match=r"x_t must be a C-contiguous device array"):
         cell.step(p, cuda.to_device(np.zeros((1, 6)))[:, ::2])
+
+
+def test_the_tutorial_cell_runs_on_cuda_as_on_numpy():
+    """docs/custom-cells.md's Light Recurrent Unit, declared once, on the GPU (or simulator):
+    the kernels come from its declaration and point functions, nothing written for CUDA."""
+    from test_docs import ROOT, python_blocks
+
+    import minigru.cells
+    if "lru" not in minigru.cells.REGISTRY:
+        exec(python_blocks(ROOT / "docs" / "custom-cells.md")[0], {})
+    for dtype in (np.float64, np.float32):
+        check_against_reference("cuda", "lru", dtype, **SMALL)
+    checks = mg.gradcheck("lru", backend="cuda")
+    assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks]
