@@ -5,6 +5,8 @@ Each check raises a ``TypeError`` (wrong kind of object or dtype) or a ``ValueEr
 was given. Nothing is ever broadcast or cast silently.
 """
 
+import math
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -147,3 +149,98 @@ def boolean(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
     return bool(value)
+
+
+# -- the optimisers' and schedules' arguments (minigru/optim/)
+
+def real(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def nonnegative(name, value):
+    value = real(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def in_range(name, value, low, high, low_open=False):
+    """A real number in [low, high], or (low, high] with low_open."""
+    value = real(name, value)
+    if value > high or value < low or (low_open and value == low):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def optimizer_params(params):
+    if not isinstance(params, dict):
+        hint = " (pass module.params)" if hasattr(params, "params") else ""
+        raise TypeError(f"params must be a dict of parameter arrays{hint}, "
+                        f"got {type(params).__name__}")
+    if not params:
+        raise ValueError("params must hold at least one array, got an empty dict")
+    for k, p in params.items():
+        if not isinstance(p, np.ndarray):
+            raise TypeError(f"params[{k!r}] must be a numpy.ndarray, got {type(p).__name__}")
+        if p.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"params[{k!r}] must be float32 or float64, got dtype {p.dtype}")
+        if not p.flags.writeable:
+            raise ValueError(f"params[{k!r}] is read-only; the optimiser updates it in place")
+    # a weight tied under two names would be updated twice per step
+    keys = list(params)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if np.may_share_memory(params[a], params[b]) and \
+                    np.shares_memory(params[a], params[b]):
+                raise ValueError(f"params[{a!r}] and params[{b!r}] share memory; "
+                                 f"pass each array once")
+    return dict(params)
+
+
+def arrays_like(name, arrays, like):
+    """``arrays`` must be a dict with exactly the keys of ``like``, each of the same shape and
+    dtype (nothing is cast or broadcast)."""
+    if not isinstance(arrays, dict):
+        raise TypeError(f"{name} must be a dict of arrays with the keys of params, "
+                        f"got {type(arrays).__name__}")
+    if arrays.keys() != like.keys():
+        raise ValueError(f"{name} must have exactly the keys of params; "
+                         f"missing {sorted(like.keys() - arrays.keys())}, "
+                         f"unexpected {sorted(arrays.keys() - like.keys())}")
+    for k, p in like.items():
+        a = arrays[k]
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}[{k!r}] must be a numpy.ndarray, got {type(a).__name__}")
+        if a.dtype != p.dtype:
+            raise TypeError(f"{name}[{k!r}] has dtype {a.dtype} but params[{k!r}] is {p.dtype}")
+        if a.shape != p.shape:
+            raise ValueError(f"{name}[{k!r}] must have shape {p.shape} like params[{k!r}], "
+                             f"got {a.shape}")
+
+
+def exact_keys(name, d, expected):
+    if not isinstance(d, dict):
+        raise TypeError(f"{name} must be a dict, got {type(d).__name__}")
+    if set(d) != set(expected):
+        raise ValueError(f"{name} must have exactly the keys {sorted(expected)}; "
+                         f"missing {sorted(set(expected) - set(d))}, "
+                         f"unexpected {sorted(set(d) - set(expected))}")
+
+
+def integer(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)

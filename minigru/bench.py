@@ -6,6 +6,9 @@ minigru's, so > 1 means minigru is faster. Both sides get the same data, dtype (
 thread count. Each row of the tables is measured in a fresh process (``in_fresh_process``), so
 that no row depends on what the rows before it allocated.
 
+Before anything is timed, every variant on the backend is checked against the NumPy reference
+(``validate``: float64, the forward and every gradient); a backend that disagrees is not timed.
+
 Workloads
     training step   forward over the sequence, then backward giving dx, dstate0 and every
                     parameter gradient of loss = sum(ys * R)
@@ -40,7 +43,7 @@ SIMULATOR_NOTE = ("backend='cuda' is running in Numba's CUDA simulator (NUMBA_EN
                   "nothing about a GPU; they only show that the benchmark runs.")
 STREAM_STEP = (16, 64)          # I, H of the streaming step
 STEP_SIZE = "streaming step"    # its bars' label in the plot
-TORCH_VARIANTS = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}
+TORCH_MODULES = {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 # BENCH.md's targets for backend="numba" (ratios, minigru faster when > 1): gru, lstm and rnn
@@ -126,6 +129,46 @@ def _problem(variant, size, dtype=np.float32, seed=0):
     return p, x, state0, R
 
 
+VALIDATE_SIZE = (5, 3, 4, 6)     # T, B, I, H of the check before any timing
+VALIDATE_TOL = 1e-10              # float64, relative to each array's largest entry
+
+
+def validate(variant, backend):
+    """The largest relative error of ``backend`` against the NumPy reference, float64, over
+    the forward's outputs and final state and the backward's dx, dstate0 and every gradient:
+    a backend is timed only after it has computed the same numbers (llm.c's habit)."""
+    from .gradcheck import relative_error
+    T, B, I, H = SIZES["simulator"] if _simulated(backend) else VALIDATE_SIZE
+    rng = np.random.default_rng(0)
+    ref, ours = Cell(variant), Cell(variant, backend)
+    p = ref.init(I, H, rng=rng, dtype=np.float64)
+    x = rng.normal(size=(T, B, I))
+    results = []
+    for cell in (ref, ours):
+        ys, state, cache = cell.forward(p, x)
+        dx, dstate0, grads = cell.backward(p, cache, np.cos(np.arange(ys.size)).reshape(ys.shape))
+        flat = [ys, *(state if isinstance(state, tuple) else (state,)), dx,
+                *(dstate0 if isinstance(dstate0, tuple) else (dstate0,)),
+                *(grads[k] for k in sorted(grads))]
+        results.append(flat)
+    return max(relative_error(a, b) for a, b in zip(results[1], results[0]))
+
+
+def validate_all(variants, backend, out):
+    """Check every variant on ``backend`` against the reference; raise if one disagrees."""
+    errors = {v: validate(v, backend) for v in variants}
+    bad = {v: e for v, e in errors.items() if not e <= VALIDATE_TOL}
+    if bad:
+        raise RuntimeError(
+            f"backend={backend} disagrees with the NumPy reference, so it is not timed: "
+            + ", ".join(f"{v} relative error {e:.1e}" for v, e in bad.items())
+            + f" (tolerance {VALIDATE_TOL:.0e}, float64)")
+    print(f"validated: {len(errors)} variant(s) on {backend} equal the NumPy reference "
+          f"(forward, final state, dx, dstate0, every gradient; float64, largest relative "
+          f"error {max(errors.values()):.1e})", file=out)
+    return errors
+
+
 def _simulated(backend):
     if backend != "cuda":
         return False
@@ -165,7 +208,7 @@ def torch_workloads(variant, size):
 
     T, B, I, H = SIZES[size]
     torch.manual_seed(0)
-    module = getattr(torch.nn, TORCH_VARIANTS[variant])(I, H)
+    module = getattr(torch.nn, TORCH_MODULES[variant])(I, H)
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.normal(size=(T, B, I)).astype(np.float32), requires_grad=True)
     h0 = torch.zeros(1, B, H, requires_grad=True)
@@ -195,9 +238,9 @@ def streaming(variant, backend, vs_torch, repeats, n=200, shape=STREAM_STEP, blo
         for t in range(n):
             _, state = cell.step(p, xs[t], state)
     funcs = {"minigru": ours}
-    if vs_torch and variant in TORCH_VARIANTS:
+    if vs_torch and variant in TORCH_MODULES:
         import torch
-        tcell = getattr(torch.nn, TORCH_VARIANTS[variant] + "Cell")(I, H)
+        tcell = getattr(torch.nn, TORCH_MODULES[variant] + "Cell")(I, H)
         txs = torch.from_numpy(xs)
 
         def theirs():
@@ -321,6 +364,8 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     result["gemm_peak_gflops"] = gemm_peak(seconds=0.3 if quick else 1.0)
     print(f"minigru bench: backend={backend}, float32, {result['threads']} threads, "
           f"NumPy GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s", file=out)
+    if backend != "numpy":
+        result["validated_max_error"] = max(validate_all(variants, backend, out).values())
 
     sizes = (["simulator"] if simulated else ["tiny", "stream"] if quick
              else list(BENCH_SIZES))
@@ -328,7 +373,7 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     if torch is not None:
         print(f"\n{'variant':<7} {'size':<7} {'torch train':>12} {'ours':>10} {'ratio':>6}   "
               f"{'torch fwd':>10} {'ours':>10} {'ratio':>6}", file=out)
-        for variant in [v for v in variants if v in TORCH_VARIANTS]:
+        for variant in [v for v in variants if v in TORCH_MODULES]:
             for size in sizes:
                 row = in_fresh_process(vs_torch_row, variant=variant, backend=backend,
                                        size=size, repeats=repeats, block=block)
@@ -349,7 +394,7 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
     stream_rows = []
     for variant in variants:
         row = in_fresh_process(streaming_row, variant=variant, backend=backend,
-                               vs_torch=torch is not None and variant in TORCH_VARIANTS,
+                               vs_torch=torch is not None and variant in TORCH_MODULES,
                                repeats=repeats, block=block, simulated=simulated)
         stream_rows.append(row)
         print(f"{variant:<7} {row['step_us']:>13.2f}us "

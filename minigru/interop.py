@@ -11,13 +11,13 @@ plain NumPy out: torch itself is never imported here.
 
 import numpy as np
 
-TORCH_VARIANTS = ("rnn", "lstm", "gru")
+MAPPED_TO_TORCH = ("rnn", "lstm", "gru")      # the variants whose weights map to a torch.nn module
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def _check_variant(variant):
-    if variant not in TORCH_VARIANTS:
-        raise ValueError(f"variant must be one of {TORCH_VARIANTS} to map PyTorch weights, "
+    if variant not in MAPPED_TO_TORCH:
+        raise ValueError(f"variant must be one of {MAPPED_TO_TORCH} to map PyTorch weights, "
                          f"got {variant!r}")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _check
 from .cell import Cell
-from .interop import TORCH_VARIANTS, params_from_torch, params_to_torch
+from .interop import MAPPED_TO_TORCH, params_from_torch, params_to_torch
 from .module import Module
 
 
@@ -348,8 +348,8 @@ class RNN(Module):
         copied."""
         import torch
 
-        if self.variant not in TORCH_VARIANTS or self.cell_options:
-            raise ValueError(f"only {', '.join(TORCH_VARIANTS)} have a PyTorch module; "
+        if self.variant not in MAPPED_TO_TORCH or self.cell_options:
+            raise ValueError(f"only {', '.join(MAPPED_TO_TORCH)} have a PyTorch module; "
                              f"this RNN is {self.variant}")
         kind = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}[self.variant]
         module = kind(self.input_size, self.hidden_size, self.num_layers, bias=self.bias,

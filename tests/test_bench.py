@@ -2,6 +2,9 @@
 
 import io
 import json
+from types import SimpleNamespace
+
+import pytest
 
 import minigru.bench as bench
 from minigru.cli import main
@@ -22,6 +25,30 @@ def test_bench_quick_prints_a_table_and_a_json_line(tmp_path):
     assert isinstance(result["missed_targets"], list)
     assert f"below BENCH.md's targets: {len(result['missed_targets'])}" in out.getvalue()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "validated: 1 variant(s) on numba equal the NumPy reference" in out.getvalue()
+    assert result["validated_max_error"] <= bench.VALIDATE_TOL
+
+
+def test_a_backend_that_disagrees_with_the_reference_is_not_timed(monkeypatch):
+    """A forward one part in a million off (a float32 rounding in float64 code, say) is caught
+    before any timing."""
+    from minigru import cells
+    real = cells.BACKENDS["numba"]
+
+    def slightly_off(variant):
+        fns = real(variant)
+
+        def forward(*args, **kw):
+            ys, state, cache = fns.forward(*args, **kw)
+            return ys * (1 + 1e-6), state, cache
+        return SimpleNamespace(forward=forward, backward=fns.backward, step=fns.step,
+                               prepare_step=None)
+
+    assert bench.validate("gru", "numba") <= bench.VALIDATE_TOL
+    monkeypatch.setitem(cells.BACKENDS, "numba", slightly_off)
+    with pytest.raises(RuntimeError, match=r"backend=numba disagrees with the NumPy reference, "
+                                           r"so it is not timed: gru relative error 1\.0e-06"):
+        bench.validate_all(["gru"], "numba", io.StringIO())
 
 
 def test_missed_targets_lists_the_figures_below_bench_md():

@@ -239,3 +239,23 @@ def test_without_numpys_openblas_the_kernels_run_on_the_fallback_loop():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tests, env={**os.environ, "PYTHONPATH": tests})
     assert out.returncode == 0 and "fallback ok" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("backend", ["numba", "cuda"])
+def test_a_bare_variant_on_a_compiled_backend_says_what_is_missing(backend, monkeypatch):
+    """A variant registered as plain NumPy functions has no structure to compile: the error
+    says so, and what would make it compile."""
+    from dataclasses import replace
+
+    from minigru import cells
+    if backend == "cuda":
+        pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+        from minigru.cuda import loops as build
+    else:
+        from minigru.numba import backend as build
+    bare = replace(cells.get_variant("gru"), name="gru_bare", structure=None)
+    monkeypatch.setitem(cells.REGISTRY, "gru_bare", bare)
+    with pytest.raises(NotImplementedError, match=rf"backend '{backend}' cannot compile "
+                       r"'gru_bare': it is a bare Variant .* \(minigru.cells.Gated or TwoStage, "
+                       r"docs/custom-cells.md\).* Use backend='numpy' for it"):
+        build(bare)

@@ -1,8 +1,9 @@
 """backend="cuda": every cell's time loop on an NVIDIA GPU through Numba's CUDA target.
 
-One module per cell family, mirroring ``minigru/cells`` and ``minigru/numba``; each exposes
-``FUNCTIONS = {variant: (forward, backward)}`` working on device arrays only. This file puts the
-front on them that every backend shares: NumPy arrays in, NumPy arrays out, or device arrays in,
+A declared cell (``Gated``, ``TwoStage``) runs the kernels of its structure
+(``_gated_loops.py``, ``_two_stage_loops.py``) around its own point functions; rru has its own
+(``rru.py``, ``FUNCTIONS``). All work on device arrays only. This file puts the front on them
+that every backend shares: NumPy arrays in, NumPy arrays out, or device arrays in,
 device arrays out (decided by ``x`` for forward and step, by ``dys`` for backward). Parameters
 given as NumPy arrays are copied to the device once per call; pass device arrays
 (``numba.cuda.to_device``) to keep them there. The cache of a forward stays on the device.
@@ -90,8 +91,10 @@ def loops(variant):
     fns = functions()
     if variant.name not in fns:
         raise NotImplementedError(
-            f"backend 'cuda' does not have {variant.name!r}; it has the declared cells and "
-            f"{', '.join(sorted(fns))} (use backend='numpy' or 'numba' for the others)")
+            f"backend 'cuda' cannot compile {variant.name!r}: it is a bare Variant of NumPy "
+            f"functions, and the kernels need a declaration of its structure and point "
+            f"functions (minigru.cells.Gated or TwoStage, docs/custom-cells.md); declared cells "
+            f"and {', '.join(sorted(fns))} run here. Use backend='numpy' for it")
     return fns[variant.name]
 
 

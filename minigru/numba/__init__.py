@@ -42,8 +42,10 @@ def backend(variant):
                                prepare_step=b.prepare_step)
     if variant.name not in FUNCTIONS:
         raise NotImplementedError(
-            f"backend 'numba' does not have {variant.name!r} yet; it has "
-            f"{', '.join(sorted(FUNCTIONS))} (use backend='numpy' for the others)")
+            f"backend 'numba' cannot compile {variant.name!r}: it is a bare Variant of NumPy "
+            f"functions, and the compiled loops need a declaration of its structure and point "
+            f"functions (minigru.cells.Gated or TwoStage, docs/custom-cells.md); declared cells "
+            f"and {', '.join(sorted(FUNCTIONS))} run here. Use backend='numpy' for it")
     forward, backward, step, *prepare = FUNCTIONS[variant.name]
     return SimpleNamespace(forward=forward, backward=backward, step=step,
                            prepare_step=prepare[0] if prepare else None)

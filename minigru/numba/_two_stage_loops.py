@@ -210,7 +210,7 @@ class TwoStageBackend:
         dtype = x.dtype
         _, d2, _ = _dummies_of(dtype)
         ag = self._gate_inputs(x, Wg, bg, H)
-        xn = input_projection(x, np.ascontiguousarray(Wn), scratch("xw", (T, B, H), dtype))
+        xn = input_projection(x, np.ascontiguousarray(Wn), scratch("xn", (T, B, H), dtype))
         hs, n, *gates = one_block(dtype, (T + 1, B, H), *[(T, B, H)] * (1 + cell.Gg))
         hs[0] = h0
         self.call(forward_loop, dtype.char, self.compiled, ag, xn, np.ascontiguousarray(bn),
@@ -230,8 +230,8 @@ class TwoStageBackend:
         dtype = n.dtype
         _, d2, _ = _dummies_of(dtype)
         GG = cell.Gg * H
-        dag = scratch("da", (T, B, GG), dtype)        # dL/d(the gates' pre-activations)
-        dan = scratch("dn", (T, B, H), dtype)         # dL/d(the candidate's pre-activation)
+        dag = scratch("dag", (T, B, GG), dtype)        # dL/d(the gates' pre-activations)
+        dan = scratch("dan", (T, B, H), dtype)         # dL/d(the candidate's pre-activation)
         dh_next = dh_T.copy()
         self.call(backward_loop, dtype.char, self.compiled,
                   np.ascontiguousarray(Ug.T) if Ug is not None else d2,

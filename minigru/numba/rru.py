@@ -123,7 +123,7 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     H, M = h0.shape[1], J.shape[1]
     O = V.shape[1] - H
     Jx, Jh = J[:I], J[I:]                             # u J = x J_x + h J_h
-    xj = input_projection(x, Jx, scratch("xw", (T, B, M), x.dtype))   # all steps at once
+    xj = input_projection(x, Jx, scratch("xj", (T, B, M), x.dtype))   # all steps at once
     g = np_sigmoid(S_SCALE * p["s"])                  # (H,), the residual weight
     mask = _dropout_mask(rng, dropout, (T, B, M), x.dtype) if training and dropout > 0 else None
     ys = np.empty((T, B, O), x.dtype)
@@ -143,9 +143,9 @@ def rru_backward(p, cache, dys, dh_T):
     T, B, I = x.shape
     H, M = hs.shape[2], q.shape[2]
     g = np_sigmoid(S_SCALE * p["s"])
-    dh_all = scratch("dh", (T, B, H), x.dtype)        # dL/dh_t, for dZ and ds
-    dco = scratch("dhu", (T, B, H + dys.shape[2]), x.dtype)  # dL/d(d V + v) = [dc | do]
-    dpre = scratch("dxw", (T, B, M), x.dtype)         # dL/d(u J + j)
+    dh_all = scratch("dh_all", (T, B, H), x.dtype)        # dL/dh_t, for dZ and ds
+    dco = scratch("dco", (T, B, H + dys.shape[2]), x.dtype)  # dL/d(d V + v) = [dc | do]
+    dpre = scratch("dpre", (T, B, M), x.dtype)         # dL/d(u J + j)
     dh_next = np.array(dh_T, copy=True)
     rru_backward_loop(np.ascontiguousarray(V.T), np.ascontiguousarray(J[I:].T), g, Z, q, r, a,
                       _dummy(x.dtype) if mask is None else mask, mask is not None,
