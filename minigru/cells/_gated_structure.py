@@ -186,9 +186,11 @@ class Gated:
             cache["uhat"] = np.empty((T, B, self.Gh * H), x.dtype)
             cache["u_inv_std"] = np.empty((T, B, 1), x.dtype)
         vecs = [p[k] for k in self.unit_params]
+        a_blocks = _blocks(a, self.Gx)                 # views (T, B, H), one per x block
+        c = self._h_bias(p, H, x.dtype)
         for t in range(T):
-            u = self._h_forward(p, S[0][t], cache, t)                 # (B, Gh·H) or None
-            out = self.point(*_blocks(a[t], self.Gx), *_blocks(u, self.Gh), *vecs,
+            u = self._h_forward(p, S[0][t], c, cache, t)              # (B, Gh·H) or None
+            out = self.point(*(a_g[t] for a_g in a_blocks), *_blocks(u, self.Gh), *vecs,
                              *(s[t] for s in S))
             out = out if isinstance(out, tuple) else (out,)
             for s, o in zip(S, out):
@@ -218,12 +220,13 @@ class Gated:
             d_new = [dys[t] + d_next[0], *d_next[1:]]
             out = self.point_backward(*d_new, *(s[t] for s in S), *(s[t + 1] for s in S),
                                       *(s[t] for s in saves), *vecs)
-            out = [np.broadcast_to(o, (B, H)) for o in out]
+            # (a result that is a constant, e.g. lstm's ZERO for dh's direct part, as (B, H))
+            out = [o if np.shape(o) == (B, H) else np.full((B, H), o, x.dtype) for o in out]
             d_a, d_sep = out[:Gx], out[Gx:Gx + n_sep]
             da[t] = np.concatenate(d_a, axis=1) if Gx > 1 else d_a[0]
             for dv, o in zip(dvecs, out[Gx + n_sep:Gx + n_sep + n_vec]):
                 dv += o.sum(axis=0)
-            d_next = [np.array(o) for o in out[Gx + n_sep + n_vec:]]
+            d_next = out[Gx + n_sep + n_vec:]
             if Gh:
                 # a summed block's gradient is its x block's; the others the point returned
                 sep = iter(d_sep)
@@ -241,7 +244,8 @@ class Gated:
             if self.h_bias_blocks:
                 grads["c"] = _select(du.sum(axis=(0, 1)), self.h_blocks, self.h_bias_blocks)
         grads.update(zip(self.unit_params, dvecs))
-        d_state0 = tuple(d_next)
+        d_state0 = tuple(np.array(d) for d in d_next)     # (its own arrays, whatever the
+                                                       # point returned)
         dx = dxw @ p["W"].T
         return dx, d_state0 if len(d_state0) > 1 else d_state0[0], {k: grads[k] for k in p}
 
@@ -249,7 +253,7 @@ class Gated:
         states = state if isinstance(state, tuple) else (state,)
         H = states[0].shape[1]
         a, _ = self._x_forward(p, x_t[None], H, False, momentum, buffers)
-        u = self._h_forward(p, states[0], None, 0)
+        u = self._h_forward(p, states[0], self._h_bias(p, H, x_t.dtype), None, 0)
         out = self.point(*_blocks(a[0], self.Gx), *_blocks(u, self.Gh),
                          *(p[k] for k in self.unit_params), *states)
         out = out if isinstance(out, tuple) else (out,)
@@ -305,8 +309,14 @@ class Gated:
         return grads, dv.reshape(T, B, G)
 
     # ------------------------------------------------------------------ the h side
-    def _h_forward(self, p, h, cache, t):
-        """u = h U, normalised where the cell asks; None without a recurrent product."""
+    def _h_bias(self, p, H, dtype):
+        """c spread over all Gh blocks of h U (zeros where a block has none), or None."""
+        if not self.h_bias_blocks:
+            return None
+        return _spread(p["c"], self.h_blocks, self.h_bias_blocks, H, dtype)
+
+    def _h_forward(self, p, h, c, cache, t):
+        """u = h U (+ c), normalised where the cell asks; None without a recurrent product."""
         if not self.Gh:
             return None
         hu = h @ p["U"]                                # (B, Gh·H)
@@ -315,9 +325,7 @@ class Gated:
             if cache is not None:
                 cache["uhat"][t], cache["u_inv_std"][t] = uhat, inv_std
             hu = p["g_h"] * uhat
-        if self.h_bias_blocks:
-            hu = hu + _spread(p["c"], self.h_blocks, self.h_bias_blocks, h.shape[1], h.dtype)
-        return hu
+        return hu if c is None else hu + c
 
     def _h_backward(self, p, du, dhu, cache, t):
         """dhu[t] = dL/d(h U) from du[t] = dL/du (the same array without a norm)."""
