@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..cells._gated_structure import EPS, _select, require_batch_statistics
+from ..cells._gated_structure import EPS, require_batch_statistics
 from ._glue import Entries, cell_function, compiled_cell
 from ._math import column_sums, input_projection, kernel, matmul, matmul_acc
 from ._norms import (batch_norm_columns, batch_norm_columns_backward, layer_norm_row,
@@ -169,16 +169,15 @@ def glue_source(cell):
               + [f"S[{k}][t, b, j]" for k in range(n_state)]
               + [f"S[{k}][t + 1, b, j]" for k in range(n_state)]
               + [f"saves[{k}][t, b, j]" for k in range(len(cell.saves))] + vec_args)
-    direct = ((du_is_da(cell) or not Gh) and not n_vec
+    direct = ((du_in_da(cell) is not None or not Gh) and not n_vec
               and Gx + n_state <= DIRECT_MAX_BACKWARD)
     d_outs = ", ".join([f"da[t, b, {g} * H + j]" if direct else f"out[{g}, j]"
                         for g in range(n_bwd)]
                        + [f"d_next[{k}][b, j]" if direct else f"out[{n_bwd + k}, j]"
                           for k in range(n_state)])
-    sep = iter(range(Gx, Gx + n_sep))
-    du_src = [cell.x_blocks.index(g) if g in cell.summed else next(sep) for g in cell.h_blocks]
-    du_pairs = [] if du_is_da(cell) else [(f"du[t, b, {g} * H + j]", f"out[{src}, j]")
-                                         for g, src in enumerate(du_src)]
+    du_pairs = ([] if du_in_da(cell) is not None else
+                [(f"du[t, b, {g} * H + j]", f"out[{src}, j]")
+                 for g, src in enumerate(du_sources(cell))])
     backward = ("def backward_row(H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b):\n"
                 ""
                 f"    for j in range(H):\n        {d_outs} = "
@@ -188,6 +187,8 @@ def glue_source(cell):
                 + copies(du_pairs)
                 + copies([(f"dvecs[{k}, j]", f"dvecs[{k}, j] + out[{Gx + n_sep + k}, j]")
                           for k in range(n_vec)])
+                + copies([(f"dvecs[{n_vec + k}, j]", f"dvecs[{n_vec + k}, j] + {src}")
+                          for k, src in enumerate(bias_sources(cell, direct))])
                 + copies([] if direct else [(f"d_next[{k}][b, j]", f"out[{n_bwd + k}, j]")
                                             for k in range(n_state)]))
     constants = (f"def forward_outputs():\n    return {n_fwd}\n\n"
@@ -252,11 +253,38 @@ def step_checks(cell):
     return "\n\n".join([check, x_norm, h_norm])
 
 
-def du_is_da(cell):
-    """Whether dL/du is dL/da itself: every h block summed, in the order of the x blocks, and
-    no norm between (rnn, lstm, ligru): then the backward writes one array, not two."""
-    return (cell.h_blocks == cell.x_blocks and cell.summed == cell.h_blocks
-            and not cell.h_norm)
+def bias_sources(cell, direct=True):
+    """What each bias gradient sums, per unit, as the backward's rows go by: ``b``'s blocks
+    (dL/da of their x blocks; a cell that normalises x W sums its ``b`` after the loop) and
+    then ``c``'s (dL/du of their h blocks), read from the local ``out`` where the row body
+    writes through it (``direct`` False), else from the arrays just written. Summed in the loop
+    rather than in a second pass over ``da`` after it (at ``tiny`` that pass and its block
+    selection were a tenth of the custom LRU's training step)."""
+    x_biased = cell.bias_blocks if cell.x_norm is None else ()
+    if direct:
+        return ([f"da[t, b, {cell.x_blocks.index(g)} * H + j]" for g in x_biased]
+                + [f"du[t, b, {cell.h_blocks.index(g)} * H + j]" for g in cell.h_bias_blocks])
+    return ([f"out[{cell.x_blocks.index(g)}, j]" for g in x_biased]
+            + [f"out[{du_sources(cell)[cell.h_blocks.index(g)]}, j]"
+               for g in cell.h_bias_blocks])
+
+
+def du_sources(cell):
+    """Where the row body's ``out`` holds dL/du of each h block: the row of its x block if
+    summed with one, else a row of its own after the x blocks'."""
+    sep = iter(range(cell.Gx, cell.Gx + len(cell.separate)))
+    return [cell.x_blocks.index(g) if g in cell.summed else next(sep) for g in cell.h_blocks]
+
+
+def du_in_da(cell):
+    """The first x block of the run of x blocks whose gradient dL/du is, or None. dL/du is a
+    window of dL/da's columns when every h block is summed with an x block, in the x blocks'
+    order and one after another, and no norm comes between: then the backward writes one array,
+    not two. All of da for rnn, lstm and ligru (0); the ``f`` block of the tutorial's LRU (1)."""
+    if not cell.Gh or cell.summed != cell.h_blocks or cell.h_norm:
+        return None
+    g0 = cell.x_blocks.index(cell.h_blocks[0])
+    return g0 if cell.x_blocks[g0:g0 + cell.Gh] == cell.h_blocks else None
 
 
 # ============================================================================ the calls
@@ -297,7 +325,9 @@ class GatedBackend:
             loop_bias=cell.x_norm is None and bool(cell.bias_blocks),
             unit_params=cell.unit_params, saves=cell.saves,
             state_keys=tuple(k + "s" for k in cell.state),
-            du_is_da=du_is_da(cell) or not cell.Gh)
+            du_in_da=du_in_da(cell),
+            n_b=len(cell.bias_blocks) if cell.x_norm is None else 0,
+            n_summed=len(bias_sources(cell)))
 
     # ------------------------------------------------------------------ x side
     def _x_forward(self, p, x, H, training, momentum, buffers):
@@ -335,12 +365,8 @@ class GatedBackend:
         cell = self.cell
         T, B, G = da.shape
         dA = da.reshape(T * B, G)
-        if cell.x_norm is None:
-            grads = {}
-            if cell.bias_blocks:
-                db = column_sums(dA)
-                grads["b"] = _select(db, cell.x_blocks, cell.bias_blocks)
-            return grads, dA
+        if cell.x_norm is None:                         # b's gradient: summed in the loop
+            return {}, dA
         if cell.x_norm == "layer":
             dxw = scratch("dxw", (T, B, G), da.dtype)
             layer_norm_rows_backward(da, p["g_x"], cache["ahat"], cache["a_inv_std"], dxw)
@@ -399,9 +425,15 @@ class GatedBackend:
         d_next = (dstate.copy(),) if plan.n_state == 1 else tuple([d.copy() for d in dstate])
         GH = cell.Gh * H
         da = scratch("da", (T, B, cell.Gx * H), dtype)   # dL/da, a the x side of the point
-        du = da if plan.du_is_da else scratch("du", (T, B, GH), dtype)   # dL/du
+        if plan.du_in_da == 0 and GH == da.shape[2] or not GH:
+            du = da                                   # dL/du: da itself, a window of it,
+        elif plan.du_in_da is not None:               # or an array of its own
+            du = da[:, :, plan.du_in_da * H:plan.du_in_da * H + GH]
+        else:
+            du = scratch("du", (T, B, GH), dtype)
         dhu = scratch("dhu", (T, B, GH), dtype) if plan.h_norm else du    # dL/d(h U)
-        dvecs = np.zeros((max(len(plan.unit_params), 1), H), dtype)
+        n_vec = len(plan.unit_params)                    # dvecs: the unit parameters', then
+        dvecs = np.zeros((max(n_vec + plan.n_summed, 1), H), dtype)   # b's and c's blocks
         self.call(backward_loop, dtype.char, self.compiled,
                   np.ascontiguousarray(p["U"].T) if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, S, saves,
@@ -410,16 +442,19 @@ class GatedBackend:
                   cache["u_inv_std"] if plan.h_norm else d3)
         grads, dXW = self._x_backward(p, da, cache)
         grads["W"] = x.reshape(T * B, I).T @ dXW
+        if plan.loop_bias:
+            grads["b"] = dvecs[n_vec:n_vec + plan.n_b].reshape(-1)
+        if plan.c:
+            grads["c"] = dvecs[n_vec + plan.n_b:n_vec + plan.n_summed].reshape(-1)
         if plan.Gh:
             grads["U"] = S[0][:-1].reshape(T * B, H).T @ dhu.reshape(T * B, GH)
-            dU = du.reshape(T * B, GH)
             if plan.h_norm:
-                grads["g_h"] = column_sums(dU * cache["uhat"].reshape(T * B, GH))
-            if plan.c:
-                grads["c"] = _select(column_sums(dU), cell.h_blocks, cell.h_bias_blocks)
+                grads["g_h"] = column_sums(du.reshape(T * B, GH)
+                                           * cache["uhat"].reshape(T * B, GH))
         for k, name in enumerate(plan.unit_params):
-            grads[name] = dvecs[k].copy()
-        dx = (dXW @ p["W"].T).reshape(T, B, I)
+            grads[name] = dvecs[k]
+        dx = (dXW @ np.ascontiguousarray(p["W"].T)).reshape(T, B, I)   # (faster than W.T's
+                                                                       # view at tiny)
         return dx, d_next if plan.n_state > 1 else d_next[0], {k: grads[k] for k in p}
 
     def _step_args(self, p, h, buffers):

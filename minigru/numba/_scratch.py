@@ -24,22 +24,37 @@ import numpy as np
 _local = threading.local()
 
 
+MAX_VIEWS = 64          # views kept for reuse, per thread: slicing and reshaping a buffer anew cost
+                        # as much as a tenth of a tiny training step's Python
+
+
 def scratch(name, shape, dtype):
     """An uninitialised C-contiguous array over this thread's buffer ``name``: the same memory on
     every call, so it must not outlive the call that asked for it (never returned, never cached).
     """
+    views = _local.__dict__.get("views")
+    view = None if views is None else views.get((name, shape, dtype))
+    if view is not None:                              # the common case: asked for before
+        return view
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
     pool = _local.__dict__.setdefault("pool", {})
+    views = _local.__dict__.setdefault("views", {})
     buffer = pool.get(name)
     if buffer is None or buffer.nbytes < nbytes:
         buffer = pool[name] = np.empty(nbytes, np.uint8)
-    return buffer[:nbytes].view(dtype).reshape(shape)
+        for key in [k for k in views if k[0] == name]:   # views of the smaller buffer go
+            del views[key]
+    if len(views) > MAX_VIEWS:                       # shapes that keep changing (lengths, say)
+        views.clear()
+    view = views[(name, tuple(shape), dtype)] = buffer[:nbytes].view(dtype).reshape(shape)
+    return view
 
 
 def release():
     """Free this thread's scratch buffers (they are made again when next needed)."""
     _local.__dict__.pop("pool", None)
+    _local.__dict__.pop("views", None)
 
 
 # NumPy's threshold for huge pages. Below it, one block would be an ``mmap`` of its own from
