@@ -18,10 +18,20 @@ import functools
 
 import numpy as np
 
-from . import _check
+from . import _check, _regularise
 from ._aligned import aligned_copies, aligned_copy
 from ._step_record import StepRecord
 from .cells import BACKENDS, get_variant
+from .cells._init import initialise
+
+
+def p_hidden(state):
+    """H of a state (an array or a tuple of them)."""
+    return (state[0] if isinstance(state, tuple) else state).shape[1]
+
+
+def new_dtype(state):
+    return (state[0] if isinstance(state, tuple) else state).dtype
 
 
 def _with_bias_option():
@@ -50,12 +60,12 @@ class Cell:
         # "cuda" takes device arrays too, says which objects are, and copies them
         self._is_device = getattr(self._fns, "is_device", None)
         self._snapshot = getattr(self._fns, "snapshot", aligned_copies)
-        self.options = {**self.variant.init_options, **self.variant.run_options}
+        self.options = {**self.variant.init_options, **self.variant.run_options,
+                        **_regularise.DEFAULTS, "seed": None}
         if self.variant.bias_params:
             self.options["bias"] = True
-        if "dropout" in self.variant.run_options:
-            self.options["seed"] = None
-            self._rng = np.random.default_rng()
+        self._rng = np.random.default_rng()           # dropout and zoneout masks (seed=)
+        self._n_state = 2 if self.variant.lstm_state else 1
         self.buffers = None
         self._checked = None                          # (signature of p, its sizes and dtype)
         self._zero_biases = None                      # bias=False: ((dtype, sizes), zeros)
@@ -80,7 +90,9 @@ class Cell:
             if key not in self.options:
                 valid = sorted(self.options) or "none"
                 raise TypeError(f"{self.name} has no option {key!r}; its options are {valid}")
-            if key == "dropout":
+            if key in _regularise.OPTIONS:
+                value = _regularise.check(self.variant, key, value)
+            elif key == "dropout":
                 value = _check.probability("dropout", value)
             elif key == "momentum":
                 value = _check.probability("momentum", value)
@@ -123,11 +135,16 @@ class Cell:
                 raise TypeError(f"{self.name} has no shape option {key!r}; they are {valid}")
         return {k: options.get(k, self.options[k]) for k in self.variant.init_options}
 
-    def init(self, input_size, hidden_size, rng=None, dtype=np.float64, **options):
+    def init(self, input_size, hidden_size, rng=None, dtype=np.float64, *, init="pytorch",
+             forget_bias=None, gate_bias=None, t_max=None, **options):
         """New parameters ``{name: array}`` with the shapes of VARIANTS.md.
 
         ``rng`` is a ``np.random.Generator`` (default: a fresh unseeded one); ``dtype`` float32
-        or float64. Options given here are recorded on the cell, as if given to ``mg.cell``.
+        or float64. ``init`` is ``"pytorch"`` (the cell's own, the default), ``"keras"``,
+        ``"orthogonal"`` or ``"chrono"`` (with ``t_max``, default 100); ``forget_bias`` sets the
+        bias of the gate that keeps the old state, ``gate_bias`` every gate's
+        (``minigru/cells/_init.py`` says where each puts its numbers). Options given here are
+        recorded on the cell, as if given to ``mg.cell``.
         """
         input_size = _check.positive_int("input_size", input_size)
         hidden_size = _check.positive_int("hidden_size", hidden_size)
@@ -136,10 +153,15 @@ class Cell:
             rng = np.random.default_rng()
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        for key, value in (("forget_bias", forget_bias), ("gate_bias", gate_bias)):
+            if value is not None:
+                _check.real(key, value)
         self._set_options(options)
         opts = self._init_opts({})
-        p = {k: aligned_copy(v) for k, v in self._without_biases(
-             self.variant.init(input_size, hidden_size, rng, dtype, **opts)).items()}
+        p = self._without_biases(self.variant.init(input_size, hidden_size, rng, dtype, **opts))
+        initialise(self.name, self.variant.layout, p, hidden_size, init, rng,
+                   forget_bias=forget_bias, gate_bias=gate_bias, t_max=t_max)
+        p = {k: aligned_copy(v) for k, v in p.items()}
         if self.variant.init_buffers is not None:
             self.buffers = self.variant.init_buffers(p)
         return p
@@ -205,6 +227,18 @@ class Cell:
         h = np.zeros((B, H), dtype)
         return (h, h.copy()) if self.variant.lstm_state else h
 
+    def _loop_masks(self, loop):
+        """``loop`` (recurrent dropout and zoneout), for a backend whose loops apply them."""
+        if not getattr(self._fns, "loop_regularisers", False):
+            on = [k for k, v in (("recurrent_dropout", loop.h), ("zoneout", loop.keep))
+                  if v is not None]
+            raise NotImplementedError(
+                f"{' and '.join(on)} {'act' if len(on) > 1 else 'acts'} inside the time loop, "
+                f"and {self.name}'s loops on "
+                f"backend {self.backend!r} do not apply them yet; backend 'numpy' does (and "
+                f"input_dropout and weight_dropout run on every backend)")
+        return loop
+
     def _run_kwargs(self, p, dtype, training, buffers, rng):
         kw = {}
         run = self.variant.run_options
@@ -263,15 +297,24 @@ class Cell:
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"training must be a bool, got {type(training).__name__}")
         kw = self._run_kwargs(p, dtype, bool(training), buffers, rng)
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        masks = _regularise.draw(self.variant, self.options, self._rng if rng is None else rng,
+                                 T, B, I, H, p, bool(training), dtype)
+        if masks is not None and masks.in_loop is not None:
+            kw["masks"] = self._loop_masks(masks.in_loop)
         # copies of what the backward reads, so that it differentiates this forward
         states = () if state0 is None else state0 if isinstance(state0, tuple) else (state0,)
         *copies, x = self._snapshot([*p.values(), *states, x])
         seen = self._with_biases(dict(zip(p, copies)), sizes, dtype)
+        if masks is not None:                         # input and weight dropout, on the copies
+            _regularise.apply_to_inputs(masks, seen, x, H)
         if state0 is None:
             state0 = self._zero_state(B, H, dtype)
         else:
             state0 = tuple(copies[len(p):]) if isinstance(state0, tuple) else copies[len(p)]
         ys, state, cache = self._fns.forward(seen, x, state0, bool(training), **kw)
+        cache["regularisers"] = masks
         cache["variant"] = self.name
         cache["params"] = seen                        # what backward computes with
         cache["shapes"] = (T, B, I, H, ys.shape[2])
@@ -301,10 +344,26 @@ class Cell:
         else:
             dstate = self._check_state("dstate", dstate, B, H, dtype)
         dx, dstate0, grads = self._fns.backward(cache["params"], cache, dys, dstate)
+        if cache.get("regularisers") is not None:
+            _regularise.apply_to_gradients(cache["regularisers"], dx, grads, H)
         return dx, dstate0, {k: grads[k] for k in p}  # bias=False: the zeros' gradients go
 
     def step(self, p, x_t, state=None, *, buffers=None):
-        """y (B, O), new state = one step of inference (evaluation mode, no cache)."""
+        """y (B, O), new state = one step of inference (evaluation mode, no cache).
+
+        With ``zoneout`` the new state is evaluation's ``p · state + (1 − p) · cell(state)``
+        (and so is y, for the cells whose output is their state)."""
+        if self.options["zoneout"]:
+            y, new = self._step(p, x_t, state, buffers)
+            if state is None:
+                state = self._zero_state(x_t.shape[0], p_hidden(new), new_dtype(new))
+            mixed = _regularise.zoneout_step(self.options, self._n_state, state, new)
+            if self.variant.output_is_state:
+                y = mixed[0] if isinstance(mixed, tuple) else mixed
+            return y, mixed
+        return self._step(p, x_t, state, buffers)
+
+    def _step(self, p, x_t, state, buffers):
         # The streaming path calls this once per time step with the same p and arrays of the
         # same kinds; such a call goes straight to what the last checked one prepared
         # (``_step_record.py``). The checks below take three times the kernel's time at B = 1.

@@ -9,6 +9,8 @@ import numpy as np
 
 from .cell import Cell
 from .cells import BACKENDS, REGISTRY, VARIANTS, BackendUnavailableError, get_variant
+from ._regularise import OPTIONS as REGULARISERS
+from ._regularise import check as check_regulariser
 from .gradcheck import TOLERANCE, gradcheck
 
 
@@ -44,6 +46,7 @@ positive_int = _argument(int, lambda n: n >= 1, "a positive int")          # siz
 seed_int = _argument(int, lambda n: n >= 0, "an int >= 0")                   # default_rng's
 positive_float = _argument(float, lambda x: math.isfinite(x) and x > 0,     # --eps
                            "a finite number > 0")
+rate = _argument(float, lambda x: 0 <= x < 1, "a rate in [0, 1)")           # --zoneout, ...
 
 
 def cmd_variants(args, out):
@@ -65,16 +68,33 @@ def cmd_gradcheck(args, out):
     dtype = np.dtype(args.dtype)
     Cell(args.variant[0], args.backend)               # a backend that cannot run here says so
     tol = TOLERANCE[dtype]
+    asked = {k: getattr(args, k) for k in REGULARISERS if getattr(args, k)}
     print(f"gradcheck: backend={args.backend} dtype={dtype.name} T={args.steps} B={args.batch} "
           f"I={args.input_size} H={args.hidden_size}; numeric side float64 centred differences, "
           f"eps={args.eps:g}; error = max|analytic - numeric| / max|gradient|, "
           f"tolerance {tol:g}", file=out)
+    if asked or args.eval:
+        print(f"        {'evaluation' if args.eval else 'training'} mode"
+              + "".join(f", {k}={v:g}" for k, v in asked.items())
+              + (" (masks fixed: every evaluation of the loss draws the same ones)"
+                 if asked else ""), file=out)
     failures, total = [], 0
     start = time.perf_counter()
     for variant in args.variant:
-        checks = gradcheck(variant, args.backend, dtype, input_size=args.input_size,
-                           hidden_size=args.hidden_size, steps=args.steps, batch=args.batch,
-                           seed=args.seed, eps=args.eps)
+        options, left_out = _applicable(variant, asked)
+        if left_out:
+            print(f"{variant:<8} {', '.join(left_out)}: does not apply (no product with h); "
+                  f"checked without", file=out)
+        try:
+            checks = gradcheck(variant, args.backend, dtype, input_size=args.input_size,
+                               hidden_size=args.hidden_size, steps=args.steps,
+                               batch=args.batch, seed=args.seed, eps=args.eps,
+                               training=not args.eval, options=options)
+        except NotImplementedError as e:              # a regulariser this backend lacks
+            total += 1
+            print(f"{variant:<8} FAIL: {e}", file=out)
+            failures.append(f"{variant} (not run)")
+            continue
         for c in checks:
             total += 1
             status = "ok" if c.ok else "FAIL"
@@ -83,12 +103,23 @@ def cmd_gradcheck(args, out):
                 failures.append(f"{variant} {c.tensor}")
     elapsed = time.perf_counter() - start
     if failures:
-        print(f"FAILED: {len(failures)} of {total} tensors above tolerance {tol:g}: "
-              + ", ".join(failures), file=out)
+        print(f"FAILED: {len(failures)} of {total} checks (tensors above tolerance {tol:g}, "
+              f"or variants not run): " + ", ".join(failures), file=out)
         return 1
     print(f"ok: all {total} tensors of {len(args.variant)} variant(s) within {tol:g} "
           f"({elapsed:.1f} s)", file=out)
     return 0
+
+
+def _applicable(variant, asked):
+    """(the regularisers of ``asked`` that ``variant`` has, the names of those it has not)."""
+    options, left_out = {}, []
+    for key, value in asked.items():
+        try:
+            options[key] = check_regulariser(get_variant(variant), key, value)
+        except ValueError:
+            left_out.append(key)
+    return options, left_out
 
 
 def cmd_bench(args, out):
@@ -155,6 +186,11 @@ def build_parser():
     p.add_argument("--hidden-size", type=positive_int, default=4)
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--eps", type=positive_float, default=1e-6, help="finite-difference step")
+    for name in REGULARISERS:
+        p.add_argument("--" + name.replace("_", "-"), type=rate, default=0.0, metavar="P",
+                       help=f"check with {name} at rate P (the masks fixed; docs/regularisers.md)")
+    p.add_argument("--eval", action="store_true",
+                   help="check evaluation mode (zoneout then keeps the share P of the state)")
     p.set_defaults(func=cmd_gradcheck)
 
     p = sub.add_parser("bench", help="time minigru against PyTorch and the NumPy reference")

@@ -29,6 +29,8 @@ class RNN(Module):
 
     Arguments as ``torch.nn.GRU``'s, plus ``variant``, ``backend``, ``dtype`` and ``seed``;
     ``bias=False`` leaves out the bias parameters (gru, lstm, rnn; as PyTorch's ``bias``);
+    ``init``, ``forget_bias``, ``gate_bias`` and ``t_max`` choose every layer's initialisation
+    (``Cell.init``);
     ``cell_options`` go to every cell (rru: output_size, multiplier, and ``cell_dropout`` for
     its dropout inside the cell, since ``dropout`` is PyTorch's, between layers; ligru:
     momentum).
@@ -36,7 +38,8 @@ class RNN(Module):
 
     def __init__(self, variant, input_size, hidden_size, num_layers=1, bidirectional=False,
                  dropout=0.0, batch_first=False, backend="numpy", dtype=np.float32, seed=None,
-                 bias=True, **cell_options):
+                 bias=True, init="pytorch", forget_bias=None, gate_bias=None, t_max=None,
+                 **cell_options):
         super().__init__()
         self.input_size = _check.positive_int("input_size", input_size)
         self.hidden_size = _check.positive_int("hidden_size", hidden_size)
@@ -52,6 +55,8 @@ class RNN(Module):
             cell_options["dropout"] = cell_options.pop("cell_dropout")
         dtype = _check.float_dtype("dtype", dtype)
         self.variant, self.seed, self.cell_options = variant, seed, dict(cell_options)
+        self.init_options = {"init": init, "forget_bias": forget_bias, "gate_bias": gate_bias,
+                             "t_max": t_max}
         self.num_directions = 2 if self.bidirectional else 1
 
         rng = np.random.default_rng(seed)
@@ -60,7 +65,8 @@ class RNN(Module):
             in_size = self.input_size if layer == 0 else self.num_directions * self.output_size
             for d in range(self.num_directions):
                 cell = self._cell(backend)
-                p = cell.init(in_size, self.hidden_size, rng=rng, dtype=dtype)
+                p = cell.init(in_size, self.hidden_size, rng=rng, dtype=dtype,
+                              **self.init_options)
                 suffix = f"_l{layer}" + ("_reverse" if d else "")
                 for k, v in p.items():
                     self._add_param(k + suffix, v)
@@ -104,6 +110,8 @@ class RNN(Module):
                 "bidirectional": self.bidirectional, "dropout": self.dropout,
                 "batch_first": self.batch_first, "backend": self.backend,
                 "dtype": self.dtype.name, "seed": self.seed, "bias": self.bias,
+                **{k: v for k, v in self.init_options.items()
+                   if v != {"init": "pytorch"}.get(k)},
                 **self._config_cell_options}
 
     # ------------------------------------------------------------------ backend

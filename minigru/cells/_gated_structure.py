@@ -35,6 +35,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ._init import Layout
 from ._math import normalize, normalize_backward
 from ._variant import Variant, uniform_init
 
@@ -70,6 +71,11 @@ class Gated:
     h_norm: Optional[str] = None
     init: Optional[Callable] = None     # (input_size, hidden_size, rng, dtype) -> p
     bias_params: tuple = ()             # what bias=False leaves out (they are zeros then)
+    gates: tuple = ()                   # the x blocks that are sigmoid gates (for init=, _init.py)
+    keep: Optional[tuple] = None        # (gate, +1 | -1): its σ is the share of the old state
+                                        # kept (+1) or of the candidate taken (-1)
+    opposite: tuple = ()                # gates chrono starts at minus the keeping gate's bias
+    unit_forget_bias: bool = False      # init="keras" starts the keeping gate's bias at 1
 
     def __post_init__(self):
         def names(what, value):
@@ -100,6 +106,16 @@ class Gated:
             raise TypeError(f"{self.name}: point and point_backward must be functions")
         if not self.state:
             raise ValueError(f"{self.name}: state must name at least one component")
+        names("gates", self.gates)
+        names("opposite", self.opposite)
+        if not set(self.gates) | set(self.opposite) <= set(self.x_blocks):
+            raise ValueError(f"{self.name}: gates and opposite must name blocks of x_blocks, "
+                             f"got {self.gates!r}, {self.opposite!r}")
+        if self.keep is not None and not (isinstance(self.keep, tuple) and len(self.keep) == 2
+                                          and self.keep[0] in self.gates
+                                          and self.keep[1] in (1, -1)):
+            raise ValueError(f"{self.name}: keep must be (one of gates, +1 or -1), got "
+                             f"{self.keep!r}")
 
     # ------------------------------------------------------------------ layout
     @property
@@ -156,6 +172,17 @@ class Gated:
             return self.init(input_size, hidden_size, rng, dtype)
         return uniform_init(self.shapes(input_size, hidden_size), hidden_size, rng, dtype)
 
+    def layout(self):
+        """Where W, U and the gates' biases are, for the initialisation schemes (``_init.py``)."""
+        biases = {"beta": self.x_blocks} if self.x_norm == "batch" else {}
+        if self.bias_blocks:
+            biases["b"] = self.bias_blocks
+        if self.h_bias_blocks:
+            biases["c"] = self.h_bias_blocks
+        return Layout(input_weights=("W",), recurrent=("U",) if self.h_blocks else (),
+                      biases=biases, gates=self.gates, keep=self.keep, opposite=self.opposite,
+                      unit_forget_bias=self.unit_forget_bias)
+
     def init_buffers(self, p):
         """The running statistics of a batch norm, as a fresh PyTorch BatchNorm has them."""
         dtype, n = p["gamma"].dtype, p["gamma"].shape[0]
@@ -170,10 +197,16 @@ class Gated:
             forward=self.forward, backward=self.backward, step=self.step,
             lstm_state=len(self.state) == 2, bias_params=self.bias_params,
             run_options={"momentum": 0.1} if batch else {},
-            init_buffers=self.init_buffers if batch else None, structure=self)
+            init_buffers=self.init_buffers if batch else None, structure=self,
+            layout=self.layout(), loop_regularisers=True)
 
     # ------------------------------------------------------------------ the NumPy reference
-    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None):
+    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None, masks=None):
+        """``masks`` (``_regularise.LoopMasks``): recurrent dropout's m_h, the products then
+        formed from h ⊙ m_h; zoneout's k_t, each new state then k ⊙ old + (1 − k) ⊙ the point's
+        (kept as ``new_<component>s`` for the backward, which differentiates the point at the
+        state it made)."""
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         T, B, _ = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
         H = states0[0].shape[1]
@@ -188,17 +221,24 @@ class Gated:
         vecs = [p[k] for k in self.unit_params]
         a_blocks = _blocks(a, self.Gx)                 # views (T, B, H), one per x block
         c = self._h_bias(p, H, x.dtype)
+        new = S if keep is None else [np.empty((T + 1, B, H), x.dtype) for _ in S]
         for t in range(T):
-            u = self._h_forward(p, S[0][t], c, cache, t)              # (B, Gh·H) or None
+            h = S[0][t] if m_h is None else S[0][t] * m_h        # what the product sees
+            u = self._h_forward(p, h, c, cache, t)                  # (B, Gh·H) or None
             out = self.point(*(a_g[t] for a_g in a_blocks), *_blocks(u, self.Gh), *vecs,
                              *(s[t] for s in S))
             out = out if isinstance(out, tuple) else (out,)
-            for s, o in zip(S, out):
+            for s, o in zip(new, out):
                 s[t + 1] = o
             for s, o in zip(saves, out[len(S):]):
                 s[t] = o
+            if keep is not None:                      # zoneout: keep k of the old state
+                for s, n, k in zip(S, new, keep):
+                    s[t + 1] = k[t] * s[t] + (1 - k[t]) * n[t + 1]
         cache.update({"x": x, **{k + "s": s for k, s in zip(self.state, S)},
-                      **dict(zip(self.saves, saves))})
+                      **dict(zip(self.saves, saves)), "masks": masks})
+        if keep is not None:
+            cache.update({"new_" + k + "s": n for k, n in zip(self.state, new)})
         final = tuple(s[T].copy() for s in S)
         return S[0][1:].copy(), final if len(S) > 1 else final[0], cache
 
@@ -209,6 +249,9 @@ class Gated:
         S = [cache[k + "s"] for k in self.state]
         saves = [cache[k] for k in self.saves]
         vecs = [p[k] for k in self.unit_params]
+        masks = cache.get("masks")
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
+        new = S if keep is None else [cache["new_" + k + "s"] for k in self.state]
         d_next = [d.copy() for d in (dstate if isinstance(dstate, tuple) else (dstate,))]
         da = np.empty((T, B, Gx * H), x.dtype)        # dL/da, a = x W + b: the x side
         du = np.empty((T, B, Gh * H), x.dtype)        # dL/du, u = h U (after its norm)
@@ -218,7 +261,10 @@ class Gated:
         for t in reversed(range(T)):
             # h_t feeds the output y_t and step t+1; the other components only step t+1
             d_new = [dys[t] + d_next[0], *d_next[1:]]
-            out = self.point_backward(*d_new, *(s[t] for s in S), *(s[t + 1] for s in S),
+            if keep is not None:                      # s' = k s + (1-k) new: split the gradient
+                d_kept = [k[t] * d for k, d in zip(keep, d_new)]
+                d_new = [(1 - k[t]) * d for k, d in zip(keep, d_new)]
+            out = self.point_backward(*d_new, *(s[t] for s in S), *(n[t + 1] for n in new),
                                       *(s[t] for s in saves), *vecs)
             # (a result that is a constant, e.g. lstm's ZERO for dh's direct part, as (B, H))
             out = [o if np.shape(o) == (B, H) else np.full((B, H), o, x.dtype) for o in out]
@@ -227,18 +273,22 @@ class Gated:
             for dv, o in zip(dvecs, out[Gx + n_sep:Gx + n_sep + n_vec]):
                 dv += o.sum(axis=0)
             d_next = out[Gx + n_sep + n_vec:]
+            if keep is not None:
+                d_next = [d + dk for d, dk in zip(d_next, d_kept)]
             if Gh:
                 # a summed block's gradient is its x block's; the others the point returned
                 sep = iter(d_sep)
                 du[t] = np.concatenate([d_a[self.x_blocks.index(g)] if g in self.summed
                                         else next(sep) for g in self.h_blocks], axis=1)
                 self._h_backward(p, du, dhu, cache, t)
-                d_next[0] = d_next[0] + dhu[t] @ p["U"].T   # through h U
+                dh_u = dhu[t] @ p["U"].T                # through h U (h ⊙ m_h U)
+                d_next[0] = d_next[0] + (dh_u if m_h is None else dh_u * m_h)
         grads, dxw = self._x_backward(p, da, cache)
         X = x.reshape(T * B, -1)
         grads["W"] = X.T @ dxw.reshape(T * B, Gx * H)
         if Gh:
-            grads["U"] = S[0][:-1].reshape(T * B, H).T @ dhu.reshape(T * B, Gh * H)
+            hs = S[0][:-1] if m_h is None else S[0][:-1] * m_h   # what the product saw
+            grads["U"] = hs.reshape(T * B, H).T @ dhu.reshape(T * B, Gh * H)
             if self.h_norm:
                 grads["g_h"] = (du * cache["uhat"]).sum(axis=(0, 1))
             if self.h_bias_blocks:

@@ -35,6 +35,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ._init import Layout
 from ._variant import Variant, uniform_init
 
 
@@ -54,6 +55,8 @@ class TwoStage:
     candidate_point: Callable
     candidate_point_backward: Callable
     init: Optional[Callable] = None
+    keep: Optional[tuple] = None  # (gate, +1 | -1): its σ is the share of the old state kept
+                                  # (+1) or of the candidate taken (-1), for init= (_init.py)
 
     def __post_init__(self):
         if not isinstance(self.gates, tuple) or not self.gates:
@@ -85,11 +88,18 @@ class TwoStage:
             return self.init(input_size, hidden_size, rng, dtype)
         return uniform_init(self.shapes(input_size, hidden_size), hidden_size, rng, dtype)
 
+    def layout(self):
+        """Where W, U and the gates' biases are, for the initialisation schemes (``_init.py``):
+        the gate blocks (where the gates see that term), then the candidate's."""
+        gates = self.gates if self.has_bias else ()
+        return Layout(input_weights=("W",), recurrent=("U",),
+                      biases={"b": gates + ("n",)}, gates=self.gates, keep=self.keep)
+
     def variant(self):
         return Variant(name=self.name, paper=self.paper, equations=self.equations,
                        shapes=self.shapes, sizes=self.sizes, init=self.init_params,
                        forward=self.forward, backward=self.backward, step=self.step,
-                       structure=self)
+                       structure=self, layout=self.layout(), loop_regularisers=True)
 
     def split(self, p):
         """(gate part or None, candidate part) of each of W, U, b: the last H columns are the
@@ -113,17 +123,21 @@ class TwoStage:
             ag += bg
         return ag, x @ Wn + bn
 
-    def _stages(self, ag_t, an_t, h, Ug, Un):
-        """One step: gates, the reset-scaled h, the candidate -> h', n, gates."""
+    def _stages(self, ag_t, an_t, h, Ug, Un, m_h=None):
+        """One step: gates, the reset-scaled h, the candidate -> h', n, gates. With recurrent
+        dropout both products see h ⊙ m_h; the candidate's direct use of h does not."""
         H = h.shape[1]
-        pre = ag_t + h @ Ug if Ug is not None else ag_t
+        hp = h if m_h is None else h * m_h            # what the products see
+        pre = ag_t + hp @ Ug if Ug is not None else ag_t
         gates = self.gate_point(*(pre[:, g * H:(g + 1) * H] for g in range(self.Gg)))
         gates = gates if isinstance(gates, tuple) else (gates,)
-        rh = gates[self.gates.index(self.reset)] * h  # the reset acts on h, before the product
+        rh = gates[self.gates.index(self.reset)] * hp  # the reset acts on h, before the product
         h_new, n = self.candidate_point(an_t, rh @ Un, h, *gates)
         return h_new, n, gates
 
-    def forward(self, p, x, h0, training=True):
+    def forward(self, p, x, h0, training=True, *, masks=None):
+        """``masks``: recurrent dropout and zoneout (as ``Gated.forward``)."""
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         parts = self.split(p)
         (Ug, Un) = parts["U"]
         T, B, _ = x.shape
@@ -133,11 +147,16 @@ class TwoStage:
         hs[0] = h0
         n = np.empty((T, B, H), x.dtype)
         gates = [np.empty((T, B, H), x.dtype) for _ in self.gates]
+        new = hs if keep is None else np.empty((T + 1, B, H), x.dtype)   # the point's h'
         for t in range(T):
-            hs[t + 1], n[t], g_t = self._stages(ag[t], an[t], hs[t], Ug, Un)
+            new[t + 1], n[t], g_t = self._stages(ag[t], an[t], hs[t], Ug, Un, m_h)
             for g, v in zip(gates, g_t):
                 g[t] = v
-        cache = {"x": x, "hs": hs, **dict(zip(self.gates, gates)), "n": n}
+            if keep is not None:                      # zoneout: keep k of the old state
+                hs[t + 1] = keep[0][t] * hs[t] + (1 - keep[0][t]) * new[t + 1]
+        cache = {"x": x, "hs": hs, **dict(zip(self.gates, gates)), "n": n, "masks": masks}
+        if keep is not None:
+            cache["new_hs"] = new
         return hs[1:].copy(), hs[T].copy(), cache
 
     def backward(self, p, cache, dys, dh_T):
@@ -148,27 +167,37 @@ class TwoStage:
         reset = gates[self.gates.index(self.reset)]
         T, B, H = n.shape
         k = self.gates.index(self.reset)
+        masks = cache.get("masks")
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
+        new = hs if keep is None else cache["new_hs"]
+        hp = hs if m_h is None else hs * m_h          # what the products saw
         dag = np.empty((T, B, self.Gg * H), x.dtype)  # dL/d(the gates' pre-activations)
         dan = np.empty((T, B, H), x.dtype)            # dL/d(the candidate's pre-activation)
         dh_next = dh_T.copy()
         for t in reversed(range(T)):
             dh = dys[t] + dh_next                     # h_t feeds the output and step t+1
+            if keep is not None:                      # h' = k h + (1-k) new: split the gradient
+                dh, d_kept = (1 - keep[0][t]) * dh, keep[0][t] * dh
             g_t = [g[t] for g in gates]
-            dan[t], d_h, *d_g = self.candidate_point_backward(dh, hs[t], hs[t + 1], n[t], *g_t)
+            dan[t], d_h, *d_g = self.candidate_point_backward(dh, hs[t], new[t + 1], n[t], *g_t)
             drh = dan[t] @ Un.T                       # through the product (reset ⊙ h) U_n
-            d_g[k] = d_g[k] + drh * hs[t]
-            d_h = d_h + drh * reset[t]
+            d_g[k] = d_g[k] + drh * hp[t]
+            d_hp = drh * reset[t]                     # reaching h through the products
             d_pre = self.gate_point_backward(*d_g, *g_t)
             d_pre = d_pre if isinstance(d_pre, tuple) else (d_pre,)
             dag[t] = np.concatenate([np.broadcast_to(d, (B, H)) for d in d_pre], axis=1)
-            dh_next = d_h + dag[t] @ Ug.T if Ug is not None else d_h   # the gates saw h
+            if Ug is not None:                        # the gates saw h
+                d_hp = d_hp + dag[t] @ Ug.T
+            dh_next = d_h + (d_hp if m_h is None else d_hp * m_h)
+            if keep is not None:
+                dh_next = dh_next + d_kept
         I = x.shape[2]
         X = x.reshape(T * B, I)
         dA_g, dA_n = dag.reshape(T * B, self.Gg * H), dan.reshape(T * B, H)
         g = {  # gate part, candidate part of each gradient
             "W": (X.T @ dA_g if Wg is not None else None, X.T @ dA_n),
-            "U": (hs[:-1].reshape(T * B, H).T @ dA_g if Ug is not None else None,
-                  (reset * hs[:-1]).reshape(T * B, H).T @ dA_n),
+            "U": (hp[:-1].reshape(T * B, H).T @ dA_g if Ug is not None else None,
+                  (reset * hp[:-1]).reshape(T * B, H).T @ dA_n),
             "b": (dA_g.sum(axis=0) if bg is not None else None, dA_n.sum(axis=0)),
         }
         grads = {k: np.concatenate([a for a in parts if a is not None], axis=-1)

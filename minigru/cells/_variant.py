@@ -38,6 +38,9 @@ class Variant:
     bias_params: tuple = ()             # what bias=False leaves out (they are zeros then)
     family: str = ""                                   # the module, set by the registry
     structure: object = None            # the declaration it was made from (Gated, TwoStage)
+    layout: object = None               # where its weights and gates are, for init= (_init.py)
+    output_is_state: bool = True        # y_t is state_t[0] (rru: its own output o_t)
+    loop_regularisers: bool = False     # its forward takes masks= (recurrent dropout, zoneout)
 
 
 

@@ -75,6 +75,7 @@ def gru_point_backward(dh, h, h_new, r, z, n, un):
 GRU = Gated(name="gru", paper="Cho et al. 2014 v1 (PyTorch nn.GRU)",
             equations="r,z=σ(xW+hU+b); n=tanh(xW_n+b_n+r⊙(hU_n+c)); h'=z⊙h+(1-z)⊙n",
             x_blocks=("r", "z", "n"), h_blocks=("r", "z", "n"), summed=("r", "z"),
+            gates=("r", "z"), keep=("z", 1),
             h_bias=("n",), saves=("r", "z", "n", "hn"),
             point=gru_point, point_backward=gru_point_backward, bias_params=("b", "c"))
 
@@ -107,6 +108,7 @@ def v3_candidate_point_backward(dh, h, h_new, n, r, z):
 
 def _v3(name, paper, equations, sees_x, sees_h, has_bias):
     return TwoStage(name=name, paper=paper, equations=equations, gates=("r", "z"), reset="r",
+                    keep=("z", 1),
                     sees_x=sees_x, sees_h=sees_h, has_bias=has_bias,
                     gate_point=v3_gate_point, gate_point_backward=v3_gate_point_backward,
                     candidate_point=v3_candidate_point,

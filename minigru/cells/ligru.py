@@ -74,6 +74,7 @@ def ligru_point_backward(dh, h, h_new, z, n):
 LIGRU = Gated(name="ligru", paper=CITATION_RAVANELLI,
               equations="[a_z|a_n]=BN(xW); z=σ(a_z+hU_z); n=relu(a_n+hU_n); h'=z⊙h+(1-z)⊙n",
               x_blocks=("z", "n"), h_blocks=("z", "n"), summed=("z", "n"), x_norm="batch",
+              gates=("z",), keep=("z", 1),
               saves=("z", "n"), point=ligru_point, point_backward=ligru_point_backward,
               init=init)
 

@@ -54,6 +54,7 @@ LNGRU = Gated(name="lngru", paper="Ba et al. 2016 (Haste LayerNormGRU)",
               equations="a=LN(xW;g_x)+b; u=LN(hU;g_h)+c; r,z=σ(a+u); n=tanh(a_n+r⊙u_n); "
                         "h'=z⊙h+(1-z)⊙n",
               x_blocks=("r", "z", "n"), h_blocks=("r", "z", "n"), summed=("r", "z"),
+              gates=("r", "z"), keep=("z", 1),
               x_norm="layer", h_norm="layer", saves=("r", "z", "n", "un"),
               point=gru_point, point_backward=gru_point_backward, init=lngru_init)
 

@@ -52,6 +52,7 @@ LSTM = Gated(name="lstm", paper="Hochreiter & Schmidhuber 1997 (PyTorch nn.LSTM)
              equations="i,f,o=σ(·), g=tanh(xW+hU+b); c'=f⊙c+i⊙g; h'=o⊙tanh(c')",
              x_blocks=("i", "f", "g", "o"), h_blocks=("i", "f", "g", "o"),
              summed=("i", "f", "g", "o"), state=("h", "c"), saves=("i", "f", "g", "o", "tc"),
+             gates=("i", "f", "o"), keep=("f", 1), opposite=("i",), unit_forget_bias=True,
              point=lstm_point, point_backward=lstm_point_backward, bias_params=("b",))
 
 VARIANTS = (LSTM.variant(),)

@@ -59,6 +59,7 @@ def mgu_candidate_point_backward(dh, h, h_new, n, f):
 
 def _mgu(name, paper, equations, sees_x, sees_h, has_bias):
     return TwoStage(name=name, paper=paper, equations=equations, gates=("f",), reset="f",
+                    keep=("f", -1),
                     sees_x=sees_x, sees_h=sees_h, has_bias=has_bias,
                     gate_point=mgu_gate_point, gate_point_backward=mgu_gate_point_backward,
                     candidate_point=mgu_candidate_point,

@@ -47,7 +47,7 @@ def mingru_point_backward(dh, h, h_new, z, n):
 
 MINGRU = Gated(name="mingru", paper=CITATION_FENG,
                equations="z=σ(xW_z+b_z); ñ=xW_n+b_n; h'=(1-z)⊙h+z⊙ñ",
-               x_blocks=("z", "n"), saves=("z", "n"),
+               x_blocks=("z", "n"), saves=("z", "n"), gates=("z",), keep=("z", -1),
                point=mingru_point, point_backward=mingru_point_backward)
 
 VARIANTS = (MINGRU.variant(),)

@@ -41,6 +41,7 @@ Cache (what the backward needs), T steps, B batch, I input, H hidden, M middle, 
 import numpy as np
 
 from ._point import ONE, positive, relu, sigmoid
+from ._init import Layout, glorot
 from ._variant import Variant
 
 
@@ -93,18 +94,12 @@ def rru_sizes(p):
     return {"input_size": IH - H, "hidden_size": H, "output_size": HO - H, "multiplier": M / IH}
 
 
-def _glorot(shape, rng):
-    """Glorot (Xavier) uniform, TensorFlow's default kernel initialiser: U(±sqrt(6/(in+out)))."""
-    limit = np.sqrt(6.0 / (shape[0] + shape[1]))
-    return rng.uniform(-limit, limit, size=shape)
-
-
 def rru_init(input_size, hidden_size, rng, dtype, output_size=None, multiplier=2):
     shapes = rru_shapes(input_size, hidden_size, output_size, multiplier)
     keep = rng.uniform(0.01, 0.99, size=shapes["s"])  # σ(10 s): the share of h kept, at init
-    p = {"J": _glorot(shapes["J"], rng),
+    p = {"J": glorot(shapes["J"], rng),
          "j": np.zeros(shapes["j"]),
-         "V": _glorot(shapes["V"], rng),
+         "V": glorot(shapes["V"], rng),
          "v": np.zeros(shapes["v"]),
          "s": np.log(keep / (1 - keep)) / S_SCALE,
          "Z": np.zeros(shapes["Z"])}                  # ReZero: the cell starts as h' = h ⊙ σ(10 s)
@@ -117,10 +112,12 @@ def _dropout_mask(rng, rate, shape, dtype):
     return (keep / (1.0 - rate)).astype(dtype)
 
 
-def _rru_cell(xj_t, h, Jh, V, v, g, Z, mask_t):
-    """One step from the precomputed x J_x + j: returns o, h' and what the backward needs."""
+def _rru_cell(xj_t, h, Jh, V, v, g, Z, mask_t, m_h=None):
+    """One step from the precomputed x J_x + j: returns o, h' and what the backward needs.
+    ``m_h``: recurrent dropout's mask of the h that the product sees (the residual path's h
+    is the state itself)."""
     H = h.shape[1]
-    pre = xj_t + h @ Jh                               # (B, M), u J + j
+    pre = xj_t + (h if m_h is None else h * m_h) @ Jh   # (B, M), u J + j
     r = 1.0 / np.sqrt(np.mean(pre ** 2, axis=1, keepdims=True) + EPS)  # (B, 1)
     q = pre * r                                       # RMS, no gain
     a = rru_hidden_point(q)
@@ -130,7 +127,7 @@ def _rru_cell(xj_t, h, Jh, V, v, g, Z, mask_t):
     return cv[:, H:] + v[H:], h_new, q, r, a, c
 
 
-def rru_forward(p, x, h0, training=True, *, dropout, rng):
+def rru_forward(p, x, h0, training=True, *, dropout, rng, masks=None):
     J, V, v, Z = p["J"], p["V"], p["v"], p["Z"]
     T, B, I = x.shape
     H, M = h0.shape[1], J.shape[1]
@@ -145,10 +142,13 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     q, a = np.empty((T, B, M), x.dtype), np.empty((T, B, M), x.dtype)
     r = np.empty((T, B, 1), x.dtype)
     c = np.empty((T, B, H), x.dtype)
+    m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
     for t in range(T):
         ys[t], hs[t + 1], q[t], r[t], a[t], c[t] = _rru_cell(
-            xj[t], hs[t], Jh, V, v, g, Z, None if mask is None else mask[t])
-    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask}
+            xj[t], hs[t], Jh, V, v, g, Z, None if mask is None else mask[t], m_h)
+        if keep is not None:                          # zoneout: keep k of the old state
+            hs[t + 1] = keep[0][t] * hs[t] + (1 - keep[0][t]) * hs[t + 1]
+    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask, "masks": masks}
     return ys, hs[T].copy(), cache
 
 
@@ -162,9 +162,14 @@ def rru_backward(p, cache, dys, dh_T):
     dh_all = np.empty((T, B, H), x.dtype)             # dL/dh_t, for dZ and ds
     dco = np.empty((T, B, H + dys.shape[2]), x.dtype)  # dL/d(d V + v) = [dc | do]
     dpre = np.empty((T, B, M), x.dtype)               # dL/d(u J + j)
+    masks = cache.get("masks")
+    m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
     dh_next = dh_T.copy()
     for t in reversed(range(T)):
-        dh = dh_all[t] = dh_next                      # h_t feeds only step t+1: the output is o_t
+        dh = dh_next                                  # h_t feeds only step t+1: the output is o_t
+        if keep is not None:                          # h' = k h + (1-k) new: split the gradient
+            dh, d_kept = (1 - keep[0][t]) * dh, keep[0][t] * dh
+        dh_all[t] = dh                                # dL/d(the cell's h'), for dZ and ds
         # h' = h*g + c*Z;  [c|o] = d V + v
         dco[t, :, :H], dh_res = rru_update_point_backward(dh, g, Z)
         dco[t, :, H:] = dys[t]
@@ -173,7 +178,10 @@ def rru_backward(p, cache, dys, dh_T):
         dq = rru_hidden_point_backward(dd, ONE if mask is None else mask[t], a[t])
         # RMS: q = pre*r, r = (mean(pre²)+eps)^(-1/2)  =>  dpre = r*(dq - q*mean(dq*q))
         dpre[t] = r[t] * (dq - q[t] * np.mean(dq * q[t], axis=1, keepdims=True))
-        dh_next = dh_res + dpre[t] @ Jh.T             # residual path + through h J_h
+        dh_j = dpre[t] @ Jh.T                         # through h J_h (h ⊙ m_h J_h)
+        dh_next = dh_res + (dh_j if m_h is None else dh_j * m_h)   # + the residual path
+        if keep is not None:
+            dh_next = dh_next + d_kept
     dx, grads = rru_gradients(p, cache, dpre, dco, dh_all, g)
     return dx, dh_next, grads
 
@@ -191,7 +199,9 @@ def rru_gradients(p, cache, dpre, dco, dh_all, g, sums=_sums):
     x, hs, a, c, mask = (cache[k] for k in ("x", "hs", "a", "c", "mask"))
     T, B, I = x.shape
     H, M = hs.shape[2], a.shape[2]
-    U = np.concatenate([x, hs[:-1]], axis=2).reshape(T * B, I + H)   # u_t = [x_t | h_{t-1}]
+    masks = cache.get("masks")
+    hp = hs[:-1] if masks is None or masks.h is None else hs[:-1] * masks.h   # what J_h saw
+    U = np.concatenate([x, hp], axis=2).reshape(T * B, I + H)   # u_t = [x_t | h_{t-1}]
     D = a if mask is None else a * mask               # what V saw
     dPre = dpre.reshape(T * B, M)
     grads = {
@@ -220,5 +230,10 @@ VARIANTS = (
             shapes=rru_shapes, sizes=rru_sizes, init=rru_init,
             forward=rru_forward, backward=rru_backward, step=rru_step,
             init_options={"output_size": None, "multiplier": 2},
-            run_options={"dropout": 0.0}),
+            run_options={"dropout": 0.0}, output_is_state=False, loop_regularisers=True,
+            # for init=: J multiplies [x | h], its h rows from row I on (orthonormal rows under
+            # "keras" and "orthogonal"); σ(10·s) is the share of h kept
+            layout=Layout(input_weights=("J", "V"), recurrent=("J",),
+                          blocks=False, biases={"j": None, "v": None, "s": ("s",)},
+                          gates=("s",), keep=("s", 1), scale={"s": S_SCALE})),
 )
