@@ -192,3 +192,21 @@ def test_the_tutorial_cell_runs_on_cuda_as_on_numpy():
         check_against_reference("cuda", "lru", dtype, **SMALL)
     checks = mg.gradcheck("lru", backend="cuda")
     assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks]
+
+
+@pytest.mark.parametrize("variant", ["gru", "mgu"])
+def test_input_and_weight_dropout_on_cuda(variant):
+    """Cell applies these two around any backend: the gradients with the masks fixed."""
+    checks = mg.gradcheck(variant, "cuda", options={"input_dropout": 0.3,
+                                                    "weight_dropout": 0.3}, **SMALL)
+    assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks if not c.ok]
+
+
+def test_the_loop_regularisers_say_they_are_not_on_cuda_yet():
+    cell = mg.cell("gru", "cuda", zoneout=0.2)
+    p = cell.init(3, 5, rng=np.random.default_rng(0))
+    with pytest.raises(NotImplementedError, match="zoneout acts inside the time loop"):
+        cell.forward(p, np.ones((2, 2, 3)))
+    x = cuda.to_device(np.ones((2, 2, 3)))
+    with pytest.raises(NotImplementedError, match="device arrays were given"):
+        mg.cell("gru", "cuda", input_dropout=0.2).forward(p, x)

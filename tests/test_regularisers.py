@@ -3,6 +3,7 @@ the masks fixed, the forward they promise, their expectations, reproducibility, 
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,11 +29,33 @@ def test_gradients_with_every_regulariser(variant, training):
     assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks if not c.ok]
 
 
-@pytest.mark.parametrize("key", ["input_dropout", "weight_dropout"])
-@pytest.mark.parametrize("variant", ["gru", "lstm", "mgu", "rru"])
-def test_the_dropouts_outside_the_loop_run_compiled(variant, key):
-    checks = mg.gradcheck(variant, "numba", options={key: 0.4})
+@pytest.mark.parametrize("variant,dtype", [(v, np.float64) for v in mg.VARIANTS]
+                         + [(v, np.float32) for v in ("gru", "lstm", "mgu", "rru")])
+def test_compiled_gradients_with_every_regulariser(variant, dtype):
+    checks = mg.gradcheck(variant, "numba", dtype, options=applicable(variant, ALL))
     assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks if not c.ok]
+
+
+@pytest.mark.parametrize("key", ["recurrent_dropout", "zoneout"])
+@pytest.mark.parametrize("variant", mg.VARIANTS)
+def test_compiled_forward_and_backward_equal_the_reference_with_the_same_masks(variant, key):
+    """The loops' own regularisers, one at a time, in training and in evaluation."""
+    if key not in applicable(variant, {key: 1}):
+        pytest.skip(f"{key} does not apply to {variant}")
+    p, x, state0 = problem(variant)
+    for training in (True, False):
+        results = []
+        for backend in ("numpy", "numba"):
+            cell = mg.cell(variant, backend, **{key: 0.35})
+            ys, state, cache = cell.forward(p, x, state0, training,
+                                            rng=np.random.default_rng(7))
+            dys = np.random.default_rng(8).normal(size=ys.shape)
+            results.append((ys, cell.backward(p, cache, dys)))
+        (ys0, (dx0, _, g0)), (ys1, (dx1, _, g1)) = results
+        np.testing.assert_allclose(ys1, ys0, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(dx1, dx0, rtol=0, atol=1e-10)
+        for k in g0:
+            np.testing.assert_allclose(g1[k], g0[k], rtol=0, atol=1e-10 * np.abs(g0[k]).max())
 
 
 def forward(variant, options, x, p, state0=None, training=True, seed=0, backend="numpy"):
@@ -195,9 +218,14 @@ def test_bad_regulariser_options_say_what_is_wrong():
         mg.cell("gru", input_dropout=1.0)
     with pytest.raises(TypeError, match="has no option 'zonout'"):
         mg.cell("gru", zonout=0.1)
+    # a bare Variant of NumPy functions whose forward takes no masks
+    if "gru_without_masks" not in mg.cells.REGISTRY:
+        mg.cells.register(replace(get_variant("gru"), name="gru_without_masks",
+                                  loop_regularisers=False, structure=None))
     p, x, h0 = problem("gru")
     with pytest.raises(NotImplementedError, match="zoneout acts inside the time loop"):
-        mg.cell("gru", "numba", zoneout=0.1).forward(p, x, h0)
+        mg.cell("gru_without_masks", zoneout=0.1).forward(p, x, h0)
+    mg.cell("gru_without_masks", input_dropout=0.1).forward(p, x, h0)   # outside: runs
 
 
 def test_the_command_line_checks_the_regularisers():
@@ -208,7 +236,9 @@ def test_the_command_line_checks_the_regularisers():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "mingru   recurrent_dropout, weight_dropout: does not apply" in done.stdout
     assert "zoneout=0.2" in done.stdout
-    failed = subprocess.run(
-        [sys.executable, "-m", "minigru", "gradcheck", "--variant", "gru", "--backend", "numba",
-         "--zoneout", "0.2"], capture_output=True, text=True)
-    assert failed.returncode == 1 and "gru (not run)" in failed.stdout
+    compiled = subprocess.run(
+        [sys.executable, "-m", "minigru", "gradcheck", "--variant", "lstm,mgu", "--backend",
+         "numba", "--zoneout", "0.2", "--recurrent-dropout", "0.3", "--eval"],
+        capture_output=True, text=True)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    assert "evaluation mode" in compiled.stdout

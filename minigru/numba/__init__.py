@@ -39,7 +39,8 @@ def backend(variant):
             _BACKENDS[variant.structure] = make(variant.structure)
         b = _BACKENDS[variant.structure]
         return SimpleNamespace(forward=b.forward, backward=b.backward, step=b.step,
-                               prepare_step=b.prepare_step)
+                               prepare_step=b.prepare_step,
+                               loop_regularisers=b.loop_regularisers)
     if variant.name not in FUNCTIONS:
         raise NotImplementedError(
             f"backend 'numba' cannot compile {variant.name!r}: it is a bare Variant of NumPy "
@@ -48,4 +49,5 @@ def backend(variant):
             f"and {', '.join(sorted(FUNCTIONS))} run here. Use backend='numpy' for it")
     forward, backward, step, *prepare = FUNCTIONS[variant.name]
     return SimpleNamespace(forward=forward, backward=backward, step=step,
-                           prepare_step=prepare[0] if prepare else None)
+                           prepare_step=prepare[0] if prepare else None,
+                           loop_regularisers=True)    # rru's loops apply masks= too

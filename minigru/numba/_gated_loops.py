@@ -30,7 +30,7 @@ import numpy as np
 
 from ..cells._gated_structure import EPS, require_batch_statistics
 from ._glue import Entries, cell_function, compiled_cell
-from ._math import column_sums, input_projection, kernel, matmul, matmul_acc
+from ._math import ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc
 from ._norms import (batch_norm_columns, batch_norm_columns_backward, layer_norm_row,
                      layer_norm_row_backward, layer_norm_rows, layer_norm_rows_backward)
 from ._scratch import one_block, scratch
@@ -38,6 +38,8 @@ from ._scratch import one_block, scratch
 forward_row = cell_function("forward_row", "H, out, xw, bias, u, c, vecs, S, saves, t, b")
 backward_row = cell_function("backward_row",
                              "H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b")
+backward_row_zoneout = cell_function(
+    "backward_row_zoneout", "H, out, dnew, d_next, S, S_new, saves, vecs, da, du, dvecs, t, b")
 step_row = cell_function("step_row", "H, xw, bias, u, c, vecs, S, S_new, b")
 step_shapes_ok = cell_function("step_shapes_ok", "H, x, W, bias, U, c, vecs, norms, S, S_new")
 step_x_norm = cell_function("step_x_norm", "xw, norms, eps")
@@ -52,43 +54,85 @@ x_norm = cell_function("x_norm")
 # ============================================================================ the loops
 
 @kernel
-def forward_loop(cell, xw, bias, U, g_h, c, eps, vecs, S, saves, uhat, u_inv_std):
+def forward_loop(cell, xw, bias, U, g_h, c, eps, vecs, S, saves, uhat, u_inv_std, m_h, keep,
+                 S_new):
     """xw (T, B, Gx·H) = x W (or its normalised form); fills S[k][1:], saves, uhat, u_inv_std.
-    The biases ``bias`` of x W and ``c`` of h U are added in the row bodies, as they read."""
+    The biases ``bias`` of x W and ``c`` of h U are added in the row bodies, as they read.
+
+    ``m_h`` (B, H): recurrent dropout's mask, the product then formed from h ⊙ m_h. ``keep``
+    (per state component, (T, B, H)): zoneout's k_t; the point's new state then goes to
+    ``S_new`` and S gets k ⊙ old + (1 − k) ⊙ new. Either is None when off: Numba drops the
+    branches of an argument that is None before it compiles, so the plain loop is unchanged."""
     T, B, _ = xw.shape
     H = S[0].shape[2]
     hu = np.empty((B, U.shape[1]), xw.dtype)          # h U, one step
     u = np.empty((B, U.shape[1]), xw.dtype) if h_norm(cell) else hu   # normalised: g_h LN
     out = np.empty((forward_outputs(cell), H), xw.dtype)
+    hm = np.empty((B, H), xw.dtype)                   # h ⊙ m_h, one step
     for t in range(T):
         if has_product(cell):
-            matmul(S[0][t], U, hu)
+            if m_h is None:
+                matmul(S[0][t], U, hu)
+            else:
+                for b in range(B):
+                    for j in range(H):
+                        hm[b, j] = S[0][t, b, j] * m_h[b, j]
+                matmul(hm, U, hu)
         for b in range(B):
             if h_norm(cell):
                 u_inv_std[t, b, 0] = layer_norm_row(hu[b], uhat[t, b], eps)
                 for k in range(u.shape[1]):
                     u[b, k] = g_h[k] * uhat[t, b, k]
             forward_row(cell, H, out, xw, bias, u, c, vecs, S, saves, t, b)
+            if keep is not None:                      # zoneout: keep k of the old state
+                for k in range(len(S)):
+                    for j in range(H):
+                        S_new[k][t + 1, b, j] = S[k][t + 1, b, j]
+                        S[k][t + 1, b, j] = (keep[k][t, b, j] * S[k][t, b, j]
+                                             + (ONE - keep[k][t, b, j]) * S_new[k][t + 1, b, j])
 
 
 @kernel
 def backward_loop(cell, UT, g_h, S, saves, vecs, dys, d_next, da, du, dhu, dvecs, uhat,
-                  u_inv_std):
+                  u_inv_std, m_h, keep, S_new):
     """Fills da = dL/d(x-side a), du = dL/du (u after its norm), dhu = dL/d(h U), dvecs (the
-    unit parameters' gradients, summed); d_next ends as dL/d(state_0)."""
+    unit parameters' gradients, summed); d_next ends as dL/d(state_0). ``m_h``, ``keep`` and
+    ``S_new`` as the forward's (None when off)."""
     T, B, _ = da.shape
     H = S[0].shape[2]
     out = np.empty((backward_outputs(cell), H), da.dtype)
     dvhat = np.empty(du.shape[2], da.dtype)           # dL/duhat, one row
+    n_state = len(S)
+    dnew = np.empty((n_state, H), da.dtype)           # zoneout: (1-k) of the gradient into s'
+    kept = np.empty((n_state, H), da.dtype)           # and k of it, straight to the old s
+    dh_u = np.empty((B, H), da.dtype)                 # recurrent dropout: d(h ⊙ m_h), one step
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            backward_row(cell, H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b)
+            if keep is None:
+                backward_row(cell, H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b)
+            else:                                     # s' = k s + (1-k) new
+                for k in range(n_state):
+                    for j in range(H):
+                        g = d_next[k][b, j] + (dys[t, b, j] if k == 0 else ZERO)
+                        dnew[k, j] = (ONE - keep[k][t, b, j]) * g
+                        kept[k, j] = keep[k][t, b, j] * g
+                backward_row_zoneout(cell, H, out, dnew, d_next, S, S_new, saves, vecs, da,
+                                     du, dvecs, t, b)
+                for k in range(n_state):
+                    for j in range(H):
+                        d_next[k][b, j] += kept[k, j]
             if h_norm(cell):                          # u = g_h*uhat + c, uhat = LN(h U)
                 for k in range(du.shape[2]):
                     dvhat[k] = du[t, b, k] * g_h[k]
                 layer_norm_row_backward(dvhat, uhat[t, b], u_inv_std[t, b, 0], dhu[t, b])
         if has_product(cell):
-            matmul_acc(dhu[t], UT, d_next[0])         # through h U
+            if m_h is None:
+                matmul_acc(dhu[t], UT, d_next[0])     # through h U
+            else:                                     # through (h ⊙ m_h) U
+                matmul(dhu[t], UT, dh_u)
+                for b in range(B):
+                    for j in range(H):
+                        d_next[0][b, j] += dh_u[b, j] * m_h[b, j]
 
 
 @kernel
@@ -178,12 +222,8 @@ def glue_source(cell):
     du_pairs = ([] if du_in_da(cell) is not None else
                 [(f"du[t, b, {g} * H + j]", f"out[{src}, j]")
                  for g, src in enumerate(du_sources(cell))])
-    backward = ("def backward_row(H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b):\n"
-                ""
-                f"    for j in range(H):\n        {d_outs} = "
-                f"point_backward(\n            " + ",\n            ".join(d_args) + ")\n"
-                + copies([] if direct else [(f"da[t, b, {g} * H + j]", f"out[{g}, j]")
-                                            for g in range(Gx)])
+    rest = (copies([] if direct else [(f"da[t, b, {g} * H + j]", f"out[{g}, j]")
+                                      for g in range(Gx)])
                 + copies(du_pairs)
                 + copies([(f"dvecs[{k}, j]", f"dvecs[{k}, j] + out[{Gx + n_sep + k}, j]")
                           for k in range(n_vec)])
@@ -191,6 +231,19 @@ def glue_source(cell):
                           for k, src in enumerate(bias_sources(cell, direct))])
                 + copies([] if direct else [(f"d_next[{k}][b, j]", f"out[{n_bwd + k}, j]")
                                             for k in range(n_state)]))
+    backward = ("def backward_row(H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b):\n"
+                f"    for j in range(H):\n        {d_outs} = "
+                f"point_backward(\n            " + ",\n            ".join(d_args) + ")\n"
+                + rest)
+    # zoneout's: the gradient into the point's new state is the loop's ``dnew`` (its share
+    # 1 - k), and the new state the point made is ``S_new``'s (not the mixed one in S)
+    z_args = ([f"dnew[{k}, j]" for k in range(n_state)] + d_args[n_state:2 * n_state]
+              + [f"S_new[{k}][t + 1, b, j]" for k in range(n_state)] + d_args[3 * n_state:])
+    backward += ("\n\ndef backward_row_zoneout(H, out, dnew, d_next, S, S_new, saves, vecs, da, "
+                 "du, dvecs, t, b):\n"
+                 f"    for j in range(H):\n        {d_outs} = "
+                 f"point_backward(\n            " + ",\n            ".join(z_args) + ")\n"
+                 + rest)
     constants = (f"def forward_outputs():\n    return {n_fwd}\n\n"
                  f"def backward_outputs():\n    return {n_bwd + n_state}\n\n"
                  f"def has_product():\n    return {bool(Gh)}\n\n"
@@ -313,6 +366,8 @@ def _writable(a):
 class GatedBackend:
     """forward, backward, step and prepare_step of one ``Gated`` cell, compiled."""
 
+    loop_regularisers = True          # its loops apply recurrent dropout and zoneout (masks=)
+
     def __init__(self, cell):
         self.cell = cell
         self.compiled = compiled_cell("gated", cell.name, glue_source(cell),
@@ -383,8 +438,9 @@ class GatedBackend:
         return {"gamma": dgamma, "beta": dbeta}, dv
 
     # ------------------------------------------------------------------ the API
-    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None):
+    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None, masks=None):
         cell, plan = self.cell, self.plan
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         T, B, I = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
         H = states0[0].shape[1]
@@ -400,11 +456,16 @@ class GatedBackend:
         for s, s0 in zip(S, states0):
             s[0] = s0
         uhat, u_inv_std = arrays[-2:] if plan.h_norm else (d3, d3)
-        self.call(forward_loop, dtype.char, self.compiled, xw,
+        new = None if keep is None else tuple(np.empty((T + 1, B, H), dtype) for _ in S)
+        self.call(forward_loop, (dtype.char, m_h is None, keep is None), self.compiled, xw,
                   p["b"] if plan.loop_bias else d1, p["U"] if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, p["c"] if plan.c else d1, dtype.type(EPS),
-                  tuple([p[k] for k in plan.unit_params]), S, saves, uhat, u_inv_std)
+                  tuple([p[k] for k in plan.unit_params]), S, saves, uhat, u_inv_std,
+                  m_h, keep, new)
         cache["x"] = x
+        cache["masks"] = masks
+        if keep is not None:                          # what the points made, for the backward
+            cache.update(zip(["new_" + k for k in plan.state_keys], new))
         cache.update(zip(plan.state_keys, S))
         cache.update(zip(plan.saves, saves))
         if plan.h_norm:
@@ -422,6 +483,9 @@ class GatedBackend:
         d1, d2, d3 = _dummies_of(dtype)
         S = tuple([cache[k] for k in plan.state_keys])
         saves = tuple([cache[k] for k in plan.saves])
+        masks = cache.get("masks")
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
+        new = None if keep is None else tuple([cache["new_" + k] for k in plan.state_keys])
         d_next = (dstate.copy(),) if plan.n_state == 1 else tuple([d.copy() for d in dstate])
         GH = cell.Gh * H
         da = scratch("da", (T, B, cell.Gx * H), dtype)   # dL/da, a the x side of the point
@@ -434,12 +498,12 @@ class GatedBackend:
         dhu = scratch("dhu", (T, B, GH), dtype) if plan.h_norm else du    # dL/d(h U)
         n_vec = len(plan.unit_params)                    # dvecs: the unit parameters', then
         dvecs = np.zeros((max(n_vec + plan.n_summed, 1), H), dtype)   # b's and c's blocks
-        self.call(backward_loop, dtype.char, self.compiled,
+        self.call(backward_loop, (dtype.char, m_h is None, keep is None), self.compiled,
                   np.ascontiguousarray(p["U"].T) if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, S, saves,
                   tuple([p[k] for k in plan.unit_params]), _writable(dys), d_next, da, du, dhu,
                   dvecs, cache["uhat"] if plan.h_norm else d3,
-                  cache["u_inv_std"] if plan.h_norm else d3)
+                  cache["u_inv_std"] if plan.h_norm else d3, m_h, keep, new)
         grads, dXW = self._x_backward(p, da, cache)
         grads["W"] = x.reshape(T * B, I).T @ dXW
         if plan.loop_bias:
@@ -447,7 +511,8 @@ class GatedBackend:
         if plan.c:
             grads["c"] = dvecs[n_vec + plan.n_b:n_vec + plan.n_summed].reshape(-1)
         if plan.Gh:
-            grads["U"] = S[0][:-1].reshape(T * B, H).T @ dhu.reshape(T * B, GH)
+            hs = S[0][:-1] if m_h is None else S[0][:-1] * m_h   # what the product saw
+            grads["U"] = hs.reshape(T * B, H).T @ dhu.reshape(T * B, GH)
             if plan.h_norm:
                 grads["g_h"] = column_sums(du.reshape(T * B, GH)
                                            * cache["uhat"].reshape(T * B, GH))

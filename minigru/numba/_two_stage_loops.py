@@ -21,13 +21,16 @@ import numpy as np
 
 from ._gated_loops import _dummies_of, _writable
 from ._glue import Entries, cell_function, compiled_cell
-from ._math import column_sums, input_projection, kernel, matmul, matmul_acc, matmul_columns
+from ._math import (ONE, column_sums, input_projection, kernel, matmul, matmul_acc,
+                    matmul_columns)
 from ._scratch import one_block, scratch
 
 gate_row = cell_function("gate_row", "H, ag, hug, gates, rh, hs, t, b")
 candidate_row = cell_function("candidate_row", "H, xn, bn, un, gates, hs, n, t, b")
 candidate_back_row = cell_function("candidate_back_row",
                                    "H, dg, dys, dh_next, hs, gates, n, dan, t, b")
+candidate_back_row_zoneout = cell_function(
+    "candidate_back_row_zoneout", "H, dg, dnew, dh_next, hs, hs_new, gates, n, dan, t, b")
 gate_back_row = cell_function("gate_back_row", "H, dg, drh, hs, gates, dh_next, dag, t, b")
 step_gate_row = cell_function("step_gate_row", "H, xw, bias, hug, gates, rh, h, b")
 step_candidate_row = cell_function("step_candidate_row", "H, xw, bias, un, gates, h, h_new, b")
@@ -39,38 +42,81 @@ n_gates = cell_function("n_gates")
 # ============================================================================ the loops
 
 @kernel
-def forward_loop(cell, ag, xn, bn, Ug, Un, hs, gates, n):
+def forward_loop(cell, ag, xn, bn, Ug, Un, hs, gates, n, m_h, hp, keep, hs_new):
     """ag (T, B, Gg·H): the gates' x and bias terms; xn (T, B, H) = x W_n, whose bias bn is
-    added here; Ug (H, Gg·H), where the gates see h. Fills hs[1:], gates, n."""
+    added here; Ug (H, Gg·H), where the gates see h. Fills hs[1:], gates, n.
+
+    Recurrent dropout (``m_h`` (B, H), else None): both products see ``hp[t] = hs[t] ⊙ m_h``
+    (filled here, kept for the backward). Zoneout (``keep`` (T, B, H), else None): the
+    candidate's h' goes to ``hs_new``, and hs gets k ⊙ h + (1 − k) ⊙ h'. As in the Gated
+    loops, a None argument's branches are dropped before compiling."""
     T, B, H = xn.shape
     hug = np.zeros((B, ag.shape[2]), xn.dtype)        # h U_g, one step
     rh = np.empty((B, H), xn.dtype)                   # reset ⊙ h
     un = np.empty((B, H), xn.dtype)                   # (reset ⊙ h) U_n
     for t in range(T):
-        if gates_see_h(cell):
-            matmul(hs[t], Ug, hug)
-        for b in range(B):
-            gate_row(cell, H, ag, hug, gates, rh, hs, t, b)
+        if m_h is None:
+            if gates_see_h(cell):
+                matmul(hs[t], Ug, hug)
+            for b in range(B):
+                gate_row(cell, H, ag, hug, gates, rh, hs, t, b)
+        else:
+            for b in range(B):
+                for j in range(H):
+                    hp[t, b, j] = hs[t, b, j] * m_h[b, j]
+            if gates_see_h(cell):
+                matmul(hp[t], Ug, hug)
+            for b in range(B):
+                gate_row(cell, H, ag, hug, gates, rh, hp, t, b)
         matmul(rh, Un, un)                            # reset before the product
         for b in range(B):
             candidate_row(cell, H, xn, bn, un, gates, hs, n, t, b)
+            if keep is not None:                      # zoneout: keep k of the old state
+                for j in range(H):
+                    hs_new[t + 1, b, j] = hs[t + 1, b, j]
+                    hs[t + 1, b, j] = (keep[t, b, j] * hs[t, b, j]
+                                       + (ONE - keep[t, b, j]) * hs_new[t + 1, b, j])
 
 
 @kernel
-def backward_loop(cell, UgT, UnT, hs, gates, n, dys, dh_next, dag, dan):
+def backward_loop(cell, UgT, UnT, hs, gates, n, dys, dh_next, dag, dan, m_h, hp, keep, hs_new):
     """Fills dag (T, B, Gg·H) and dan (T, B, H), the gradients of the gates' and the candidate's
-    pre-activations; dh_next ends as dL/dh_0."""
+    pre-activations; dh_next ends as dL/dh_0. ``m_h``, ``hp``, ``keep``, ``hs_new`` as the
+    forward's (None when off)."""
     T, B, H = n.shape
     dg = np.empty((n_gates(cell), B, H), n.dtype)     # dL/d(the gates), one step
     drh = np.empty((B, H), n.dtype)                   # dL/d(reset ⊙ h)
+    dnew = np.empty((1, H), n.dtype)                  # zoneout: (1-k) of the gradient into h'
+    kept = np.empty(H, n.dtype)                       # and k of it, straight to the old h
+    dhp = np.empty((B, H), n.dtype)                   # recurrent dropout: d(h ⊙ m_h), one step
     for t in range(T - 1, -1, -1):
         for b in range(B):
-            candidate_back_row(cell, H, dg, dys, dh_next, hs, gates, n, dan, t, b)
+            if keep is None:
+                candidate_back_row(cell, H, dg, dys, dh_next, hs, gates, n, dan, t, b)
+            else:                                     # h' = k h + (1-k) new
+                for j in range(H):
+                    g = dys[t, b, j] + dh_next[b, j]
+                    dnew[0, j] = (ONE - keep[t, b, j]) * g
+                    kept[j] = keep[t, b, j] * g
+                candidate_back_row_zoneout(cell, H, dg, dnew, dh_next, hs, hs_new, gates, n,
+                                           dan, t, b)
+                for j in range(H):
+                    dh_next[b, j] += kept[j]
         matmul(dan[t], UnT, drh)                      # through (reset ⊙ h) U_n
-        for b in range(B):
-            gate_back_row(cell, H, dg, drh, hs, gates, dh_next, dag, t, b)
-        if gates_see_h(cell):
-            matmul_acc(dag[t], UgT, dh_next)          # the gates saw h through U_g
+        if m_h is None:
+            for b in range(B):
+                gate_back_row(cell, H, dg, drh, hs, gates, dh_next, dag, t, b)
+            if gates_see_h(cell):
+                matmul_acc(dag[t], UgT, dh_next)      # the gates saw h through U_g
+        else:                                         # what reaches h ⊙ m_h, then through m_h
+            dhp[:] = 0
+            for b in range(B):
+                gate_back_row(cell, H, dg, drh, hp, gates, dhp, dag, t, b)
+            if gates_see_h(cell):
+                matmul_acc(dag[t], UgT, dhp)
+            for b in range(B):
+                for j in range(H):
+                    dh_next[b, j] += dhp[b, j] * m_h[b, j]
 
 
 @kernel
@@ -139,6 +185,11 @@ def glue_source(cell):
         + loop([f"dan[t, b, j], dh_next[b, j], {', '.join(d_gates)} = candidate_point_backward("
                 f"dys[t, b, j] + dh_next[b, j], hs[t, b, j], hs[t + 1, b, j], n[t, b, j], "
                 f"{', '.join(gates_at('t, b'))})"]))
+    backward_candidate_zoneout = (
+        "def candidate_back_row_zoneout(H, dg, dnew, dh_next, hs, hs_new, gates, n, dan, t, b):\n"
+        + loop([f"dan[t, b, j], dh_next[b, j], {', '.join(d_gates)} = candidate_point_backward("
+                f"dnew[0, j], hs[t, b, j], hs_new[t + 1, b, j], n[t, b, j], "
+                f"{', '.join(gates_at('t, b'))})"]))
     backward_gates = (
         "def gate_back_row(H, dg, drh, hs, gates, dh_next, dag, t, b):\n"
         + loop([f"dg[{R}, b, j] += drh[b, j] * hs[t, b, j]",      # the reset's other way
@@ -168,7 +219,8 @@ def glue_source(cell):
         f"            and h_new.shape == h.shape)\n")
     constants = (f"def gates_see_h():\n    return {cell.sees_h}\n\n"
                  f"def n_gates():\n    return {Gg}\n")
-    return "\n\n".join([forward_gates, forward_candidate, backward_candidate, backward_gates,
+    return "\n\n".join([forward_gates, forward_candidate, backward_candidate,
+                         backward_candidate_zoneout, backward_gates,
                         step_gates, step_candidate, checks, constants])
 
 
@@ -176,6 +228,8 @@ def glue_source(cell):
 
 class TwoStageBackend:
     """forward, backward, step and prepare_step of one ``TwoStage`` cell, compiled."""
+
+    loop_regularisers = True          # its loops apply recurrent dropout and zoneout (masks=)
 
     def __init__(self, cell):
         self.cell = cell
@@ -201,8 +255,9 @@ class TwoStageBackend:
             ag[...] = 0
         return ag
 
-    def forward(self, p, x, h0, training=True):
+    def forward(self, p, x, h0, training=True, *, masks=None):
         cell = self.cell
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         parts = cell.split(p)
         (Wg, Wn), (Ug, Un), (bg, bn) = parts["W"], parts["U"], parts["b"]
         T, B, I = x.shape
@@ -213,10 +268,14 @@ class TwoStageBackend:
         xn = input_projection(x, np.ascontiguousarray(Wn), scratch("xn", (T, B, H), dtype))
         hs, n, *gates = one_block(dtype, (T + 1, B, H), *[(T, B, H)] * (1 + cell.Gg))
         hs[0] = h0
-        self.call(forward_loop, dtype.char, self.compiled, ag, xn, np.ascontiguousarray(bn),
-                  np.ascontiguousarray(Ug) if Ug is not None else d2, np.ascontiguousarray(Un),
-                  hs, tuple(gates), n)
-        cache = {"x": x, "hs": hs, **dict(zip(cell.gates, gates)), "n": n}
+        hp = None if m_h is None else np.empty((T + 1, B, H), dtype)    # h ⊙ m_h
+        hs_new = None if keep is None else np.empty((T + 1, B, H), dtype)   # the point's h'
+        self.call(forward_loop, (dtype.char, m_h is None, keep is None), self.compiled, ag, xn,
+                  np.ascontiguousarray(bn), np.ascontiguousarray(Ug) if Ug is not None else d2,
+                  np.ascontiguousarray(Un), hs, tuple(gates), n, m_h, hp,
+                  None if keep is None else keep[0], hs_new)
+        cache = {"x": x, "hs": hs, **dict(zip(cell.gates, gates)), "n": n, "masks": masks,
+                 "hp": hp, "new_hs": hs_new}
         return hs[1:].copy(), hs[T].copy(), cache
 
     def backward(self, p, cache, dys, dh_T):
@@ -233,15 +292,20 @@ class TwoStageBackend:
         dag = scratch("dag", (T, B, GG), dtype)        # dL/d(the gates' pre-activations)
         dan = scratch("dan", (T, B, H), dtype)         # dL/d(the candidate's pre-activation)
         dh_next = dh_T.copy()
-        self.call(backward_loop, dtype.char, self.compiled,
+        masks = cache.get("masks")
+        m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
+        hp = cache.get("hp")
+        self.call(backward_loop, (dtype.char, m_h is None, keep is None), self.compiled,
                   np.ascontiguousarray(Ug.T) if Ug is not None else d2,
-                  np.ascontiguousarray(Un.T), hs, gates, n, _writable(dys), dh_next, dag, dan)
+                  np.ascontiguousarray(Un.T), hs, gates, n, _writable(dys), dh_next, dag, dan,
+                  m_h, hp, None if keep is None else keep[0], cache.get("new_hs"))
         X = x.reshape(T * B, I)
         dA_g, dA_n = dag.reshape(T * B, GG), dan.reshape(T * B, H)
-        reset_h = gates[self.plan.reset] * hs[:-1]   # what U_n saw
+        hp = hs if hp is None else hp                # what the products saw
+        reset_h = gates[self.plan.reset] * hp[:-1]   # what U_n saw
         g = {  # gate part, candidate part of each gradient
             "W": (X.T @ dA_g if Wg is not None else None, X.T @ dA_n),
-            "U": (hs[:-1].reshape(T * B, H).T @ dA_g if Ug is not None else None,
+            "U": (hp[:-1].reshape(T * B, H).T @ dA_g if Ug is not None else None,
                   reset_h.reshape(T * B, H).T @ dA_n),
             "b": (column_sums(dA_g) if bg is not None else None, column_sums(dA_n)),
         }

@@ -58,20 +58,30 @@ def _rms_row_backward(dq, q, r, dpre):
 
 
 @kernel
-def rru_forward_loop(xj, j_, Jh, V, v, g, Z, mask, has_mask, eps, ys, hs, q, r, a, c):
+def rru_forward_loop(xj, j_, Jh, V, v, g, Z, mask, has_mask, eps, ys, hs, q, r, a, c, m_h, keep,
+                     hs_new):
     """xj (T, B, M) = x J_x, precomputed (the bias j_ is added here); fills ys, hs[1:], q, r,
-    a, c."""
+    a, c. Recurrent dropout (``m_h`` (B, H)): the product is ``(h ⊙ m_h) J_h``; zoneout
+    (``keep`` (T, B, H)): the update's h' goes to ``hs_new``, hs gets k ⊙ h + (1 − k) ⊙ h'.
+    Each None when off (their branches are dropped before compiling)."""
     T, B, M = xj.shape
     H = hs.shape[2]
     O = ys.shape[2]
     pre = np.empty((B, M), xj.dtype)                  # u J + j, one step
     dropped = np.empty((B, M), xj.dtype)              # a * mask, one step
     co = np.empty((B, H + O), xj.dtype)               # d V, one step
+    hm = np.empty((B, H), xj.dtype)                   # h ⊙ m_h, one step
     for t in range(T):
         for b in range(B):
             for k in range(M):
                 pre[b, k] = xj[t, b, k] + j_[k]
-        matmul_acc(hs[t], Jh, pre)
+        if m_h is None:
+            matmul_acc(hs[t], Jh, pre)
+        else:
+            for b in range(B):
+                for j in range(H):
+                    hm[b, j] = hs[t, b, j] * m_h[b, j]
+            matmul_acc(hm, Jh, pre)
         for b in range(B):
             r[t, b, 0] = _rms_relu_row(pre[b], q[t, b], a[t, b], eps)
         d = a[t]                                      # what V sees
@@ -85,19 +95,31 @@ def rru_forward_loop(xj, j_, Jh, V, v, g, Z, mask, has_mask, eps, ys, hs, q, r, 
             for j in range(H):
                 hs[t + 1, b, j], c[t, b, j] = _rru_update_point(co[b, j], v[j], hs[t, b, j],
                                                                 g[j], Z[j])
+            if keep is not None:                      # zoneout: keep k of the old state
+                for j in range(H):
+                    hs_new[t + 1, b, j] = hs[t + 1, b, j]
+                    hs[t + 1, b, j] = (keep[t, b, j] * hs[t, b, j]
+                                       + (ONE - keep[t, b, j]) * hs_new[t + 1, b, j])
             for k in range(O):
                 ys[t, b, k] = co[b, H + k] + v[H + k]
 
 
 @kernel
-def rru_backward_loop(VT, JhT, g, Z, q, r, a, mask, has_mask, dys, dh_next, dh_all, dco, dpre):
+def rru_backward_loop(VT, JhT, g, Z, q, r, a, mask, has_mask, dys, dh_next, dh_all, dco, dpre,
+                      m_h, keep):
     T, B, M = q.shape
     H = dh_next.shape[1]
     O = dys.shape[2]
     dd = np.empty((B, M), q.dtype)                    # dL/d(dropout(a)), one step
     dq = np.empty(M, q.dtype)                         # dL/dq, one row
+    kept = np.empty((B, H), q.dtype)                  # zoneout: k of dL/dh', to the old h
+    dh_j = np.empty((B, H), q.dtype)                  # recurrent dropout: d(h ⊙ m_h), one step
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            if keep is not None:                      # h' = k h + (1-k) new
+                for j in range(H):
+                    kept[b, j] = keep[t, b, j] * dh_next[b, j]
+                    dh_next[b, j] = (ONE - keep[t, b, j]) * dh_next[b, j]
             for j in range(H):                        # h' = h*g + c*Z
                 dh_all[t, b, j] = dh_next[b, j]       # h_t feeds only step t+1
                 dco[t, b, j], dh_next[b, j] = _rru_update_point_backward(dh_next[b, j], g[j],
@@ -107,17 +129,27 @@ def rru_backward_loop(VT, JhT, g, Z, q, r, a, mask, has_mask, dys, dh_next, dh_a
         matmul(dco[t], VT, dd)                        # [c|o] = d V + v
         for b in range(B):
             for k in range(M):                        # backprop through the mask and relu
-                keep = mask[t, b, k] if has_mask else ONE
-                dq[k] = _rru_hidden_point_backward(dd[b, k], keep, a[t, b, k])
+                kept_unit = mask[t, b, k] if has_mask else ONE
+                dq[k] = _rru_hidden_point_backward(dd[b, k], kept_unit, a[t, b, k])
             _rms_row_backward(dq, q[t, b], r[t, b, 0], dpre[t, b])
-        matmul_acc(dpre[t], JhT, dh_next)             # through h J_h
+        if m_h is None:
+            matmul_acc(dpre[t], JhT, dh_next)         # through h J_h
+        else:                                         # through (h ⊙ m_h) J_h
+            matmul(dpre[t], JhT, dh_j)
+            for b in range(B):
+                for j in range(H):
+                    dh_next[b, j] += dh_j[b, j] * m_h[b, j]
+        if keep is not None:
+            for b in range(B):
+                for j in range(H):
+                    dh_next[b, j] += kept[b, j]
 
 
 def _dummy(dtype):
     return np.zeros((1, 1, 1), dtype)
 
 
-def rru_forward(p, x, h0, training=True, *, dropout, rng):
+def rru_forward(p, x, h0, training=True, *, dropout, rng, masks=None):
     J, V, v, Z = p["J"], p["V"], p["v"], p["Z"]
     T, B, I = x.shape
     H, M = h0.shape[1], J.shape[1]
@@ -130,10 +162,13 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     hs, q, a, r, c = one_block(x.dtype, (T + 1, B, H), (T, B, M), (T, B, M), (T, B, 1),
                                (T, B, H))                             # the cache
     hs[0] = h0
+    m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
+    hs_new = None if keep is None else np.empty((T + 1, B, H), x.dtype)   # the update's h'
     rru_forward_loop(xj, p["j"], np.ascontiguousarray(Jh), np.ascontiguousarray(V), v, g, Z,
                      _dummy(x.dtype) if mask is None else mask, mask is not None,
-                     x.dtype.type(EPS), ys, hs, q, r, a, c)
-    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask}
+                     x.dtype.type(EPS), ys, hs, q, r, a, c, m_h,
+                     None if keep is None else keep[0], hs_new)
+    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask, "masks": masks}
     return ys, hs[T].copy(), cache
 
 
@@ -147,9 +182,12 @@ def rru_backward(p, cache, dys, dh_T):
     dco = scratch("dco", (T, B, H + dys.shape[2]), x.dtype)  # dL/d(d V + v) = [dc | do]
     dpre = scratch("dpre", (T, B, M), x.dtype)         # dL/d(u J + j)
     dh_next = np.array(dh_T, copy=True)
+    masks = cache.get("masks")
+    m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
     rru_backward_loop(np.ascontiguousarray(V.T), np.ascontiguousarray(J[I:].T), g, Z, q, r, a,
                       _dummy(x.dtype) if mask is None else mask, mask is not None,
-                      np.ascontiguousarray(dys), dh_next, dh_all, dco, dpre)
+                      np.ascontiguousarray(dys), dh_next, dh_all, dco, dpre, m_h,
+                      None if keep is None else keep[0])
     dx, grads = rru_gradients(p, cache, dpre, dco, dh_all, g, sums=column_sums)
     return dx, dh_next, grads
 
