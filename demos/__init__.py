@@ -14,6 +14,7 @@ DEMOS = {
     "gradient-flow": "gradient_flow",
     "char-lm": "char_lm",
     "chorales": "chorales",
+    "regularisers": "regularisers",
 }
 
 # race task name -> module providing train_variant

@@ -119,8 +119,10 @@ def batches(rolls, size, order=None):
     return out
 
 
-def build(variant, hidden_size, backend="numba", seed=0):
-    rnn = mg.RNN(variant, KEYS, hidden_size, backend=backend, seed=seed)
+def build(variant, hidden_size, backend="numba", seed=0, **options):
+    """The model: an RNN of ``variant`` (``options`` go to it: regularisers, init=, ...) and a
+    Linear head to the 88 keys' logits."""
+    rnn = mg.RNN(variant, KEYS, hidden_size, backend=backend, seed=seed, **options)
     return mg.Model(rnn=rnn, head=mg.Linear(rnn.output_size, KEYS, seed=seed + 1))
 
 
@@ -146,12 +148,13 @@ def split_nll(model, batched):
 
 
 # ---------------------------------------------------------------- training
-def train(variant, backend, seed, cfg, progress):
-    """Train on the training chorales; the best-validation epoch's parameters and scores."""
+def train(variant, backend, seed, cfg, progress, options=None):
+    """Train on the training chorales; the best-validation epoch's parameters and scores.
+    ``options`` go to the RNN (the regularisers demo's)."""
     chorales = data.chorales()
     valid = batches(chorales["valid"], 32)
     test = batches(chorales["test"], 32)
-    model = build(variant, cfg["hidden_size"], backend, seed)
+    model = build(variant, cfg["hidden_size"], backend, seed, **(options or {}))
     opt = mg.optim.Adam(model.params, lr=cfg["lr"])
     schedule = mg.optim.CosineAnnealingLR(opt, T_max=cfg["epochs"])
     shuffle = np.random.default_rng([seed, 7])

@@ -315,6 +315,44 @@ def streaming_row(variant, backend, vs_torch, repeats, block, simulated):
     return row
 
 
+# The rates ``--regularisers`` measures each regulariser at (docs/regularisers.md, the costs).
+REGULARISER_RATES = {"input_dropout": 0.25, "recurrent_dropout": 0.25, "zoneout": 0.1,
+                     "weight_dropout": 0.25}
+
+
+def regulariser_row(variant, backend, size, repeats, block):
+    """The training step with each regulariser against the same cell without: cost ratios
+    (1.1 = 10% slower), one process, alternating. The ones a variant has no use for (mingru's
+    recurrent and weight dropout) are left out; so are those the backend does not run."""
+    from . import _regularise
+    base = Cell(variant, backend)
+    p, x, state0, R = _problem(variant, size)
+    sync = None
+    if backend == "cuda":
+        from numba import cuda
+        sync = cuda.synchronize
+
+    def workload(cell):
+        def step():
+            _, _, cache = cell.forward(p, x, state0)
+            cell.backward(p, cache, R)
+            if sync:
+                sync()
+        return step
+    funcs = {"none": workload(base)}
+    for key, rate in REGULARISER_RATES.items():
+        try:
+            _regularise.check(base.variant, key, rate)
+            cell = Cell(variant, backend, seed=0, **{key: rate})
+            funcs[key] = workload(cell)
+            funcs[key]()                              # a backend without it says so here
+        except (ValueError, NotImplementedError):
+            funcs.pop(key, None)
+    t = alternate(funcs, repeats, block)
+    return {"variant": variant, "size": size, "train_ms": t["none"] * 1e3,
+            **{f"{k}_cost": t[k] / t["none"] for k in t if k != "none"}}
+
+
 def vs_numpy_row(variant, backend, size, repeats, block):
     """A backend's training step against the NumPy reference's at one size."""
     rs, _ = minigru_workloads(variant, "numpy", size)
@@ -344,7 +382,8 @@ def in_fresh_process(measure, **kwargs):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=False, out=None):
+def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=False, out=None,
+        regularisers=False):
     """Measure; print a table (to ``out``) and return every figure as a dict."""
     out = out or sys.stdout
     simulated = _simulated(backend)
@@ -413,6 +452,22 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
                 print(f"{variant:<7} {size:<7} {row['numpy_train_ms']:>9.2f}ms "
                       f"{row['train_ms']:>8.2f}ms {row['ratio']:>7.2f}", file=out)
         result["vs_numpy"] = ref_rows
+
+    if regularisers:
+        size = "simulator" if simulated else "tiny" if quick else "medium"
+        names = list(REGULARISER_RATES)
+        print(f"\ntraining step with each regulariser / without ({size}; rates "
+              + ", ".join(f"{k} {v:g}" for k, v in REGULARISER_RATES.items()) + ")", file=out)
+        print(f"{'variant':<7} {'plain':>9} " + " ".join(f"{k:>17}" for k in names), file=out)
+        reg_rows = []
+        for variant in variants:
+            row = in_fresh_process(regulariser_row, variant=variant, backend=backend,
+                                   size=size, repeats=repeats, block=block)
+            reg_rows.append(row)
+            print(f"{variant:<7} {row['train_ms']:>7.2f}ms " + " ".join(
+                f"{row[k + '_cost']:>17.3f}" if k + "_cost" in row else f"{'-':>17}"
+                for k in names), file=out)
+        result["regularisers"] = reg_rows
 
     if compile_times and backend != "numpy":
         print(f"\n{'variant':<7} {'cold compile (fwd+bwd+step, 2 dtypes)':>40}", file=out)

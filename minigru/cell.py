@@ -25,15 +25,6 @@ from .cells import BACKENDS, get_variant
 from .cells._init import initialise
 
 
-def p_hidden(state):
-    """H of a state (an array or a tuple of them)."""
-    return (state[0] if isinstance(state, tuple) else state).shape[1]
-
-
-def new_dtype(state):
-    return (state[0] if isinstance(state, tuple) else state).dtype
-
-
 def _with_bias_option():
     from .cells import REGISTRY
     return [name for name, v in REGISTRY.items() if v.bias_params]
@@ -108,6 +99,7 @@ class Cell:
             if key == "seed":
                 self._rng = np.random.default_rng(value)
         self._checked = self._step_record = None      # the expected parameters may differ now
+        self._regularised = any(self.options[k] for k in _regularise.OPTIONS)
 
     # ------------------------------------------------------------------ parameters
     def param_shapes(self, input_size, hidden_size, **options):
@@ -299,8 +291,9 @@ class Cell:
         kw = self._run_kwargs(p, dtype, bool(training), buffers, rng)
         if rng is not None and not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        masks = _regularise.draw(self.variant, self.options, self._rng if rng is None else rng,
-                                 T, B, I, H, p, bool(training), dtype)
+        masks = None if not self._regularised else _regularise.draw(
+            self.variant, self.options, self._rng if rng is None else rng, T, B, I, H, p,
+            bool(training), dtype)
         if masks is not None and masks.in_loop is not None:
             kw["masks"] = self._loop_masks(masks.in_loop)
         # copies of what the backward reads, so that it differentiates this forward
@@ -314,7 +307,7 @@ class Cell:
         else:
             state0 = tuple(copies[len(p):]) if isinstance(state0, tuple) else copies[len(p)]
         ys, state, cache = self._fns.forward(seen, x, state0, bool(training), **kw)
-        cache["regularisers"] = masks
+        cache["masks"] = masks                        # (the loops read their part from it)
         cache["variant"] = self.name
         cache["params"] = seen                        # what backward computes with
         cache["shapes"] = (T, B, I, H, ys.shape[2])
@@ -344,8 +337,8 @@ class Cell:
         else:
             dstate = self._check_state("dstate", dstate, B, H, dtype)
         dx, dstate0, grads = self._fns.backward(cache["params"], cache, dys, dstate)
-        if cache.get("regularisers") is not None:
-            _regularise.apply_to_gradients(cache["regularisers"], dx, grads, H)
+        if cache.get("masks") is not None:
+            _regularise.apply_to_gradients(cache["masks"], dx, grads, H)
         return dx, dstate0, {k: grads[k] for k in p}  # bias=False: the zeros' gradients go
 
     def step(self, p, x_t, state=None, *, buffers=None):
@@ -353,17 +346,6 @@ class Cell:
 
         With ``zoneout`` the new state is evaluation's ``p · state + (1 − p) · cell(state)``
         (and so is y, for the cells whose output is their state)."""
-        if self.options["zoneout"]:
-            y, new = self._step(p, x_t, state, buffers)
-            if state is None:
-                state = self._zero_state(x_t.shape[0], p_hidden(new), new_dtype(new))
-            mixed = _regularise.zoneout_step(self.options, self._n_state, state, new)
-            if self.variant.output_is_state:
-                y = mixed[0] if isinstance(mixed, tuple) else mixed
-            return y, mixed
-        return self._step(p, x_t, state, buffers)
-
-    def _step(self, p, x_t, state, buffers):
         # The streaming path calls this once per time step with the same p and arrays of the
         # same kinds; such a call goes straight to what the last checked one prepared
         # (``_step_record.py``). The checks below take three times the kernel's time at B = 1.
@@ -384,7 +366,28 @@ class Cell:
         full = self._with_biases(p, sizes, dtype)
         if buffers is None:                           # buffers given: checked every time
             self._step_record = self._record_step(p, full, x_t, state, dtype, kw)
+        if self.options["zoneout"]:
+            return self._zoneout(state, *self._fns.step(full, x_t, state, **kw))
         return self._fns.step(full, x_t, state, **kw)
+
+    def _zoneout(self, state, y, new):
+        """Evaluation's zoneout after a step: the new state mixed with the old (zeros for None),
+        and y with it where the output is the state."""
+        if state is None:
+            h = new[0] if isinstance(new, tuple) else new
+            state = self._zero_state(h.shape[0], h.shape[1], h.dtype)
+        mixed = _regularise.zoneout_step(self.options, self._n_state, state, new)
+        if self.variant.output_is_state:
+            y = mixed[0] if isinstance(mixed, tuple) else mixed
+        return y, mixed
+
+    def _with_zoneout(self, run):
+        """``run`` (a prepared step) followed by evaluation's zoneout, for the fast path."""
+        def zoned(x_t, state):
+            result = run(x_t, state)
+            return None if result is None else self._zoneout(state, *result)
+        zoned.checks_shapes = getattr(run, "checks_shapes", False)
+        return zoned
 
     def _record_step(self, p, full, x_t, state, dtype, kw):
         """The ``StepRecord`` of a checked step: its function is the step the backend prepared
@@ -398,4 +401,6 @@ class Cell:
         prepare = getattr(self._fns, "prepare_step", None)
         run = (prepare(full, x_t, state, **kw) if prepare
                else functools.partial(self._fns.step, full, **kw))
+        if self.options["zoneout"]:
+            run = self._with_zoneout(run)
         return StepRecord(p, x_t, state, held, run)

@@ -126,7 +126,8 @@ def cmd_bench(args, out):
     from minigru.bench import plot, run
 
     result = run(args.variant, backend=args.backend, vs_torch=args.vs == "torch",
-                 quick=args.quick, compile_times=args.compile, out=out)
+                 quick=args.quick, compile_times=args.compile, out=out,
+                 regularisers=args.regularisers)
     if args.plot:
         print(f"figure: {plot(result, args.plot)}", file=sys.stderr)
     return 0
@@ -203,6 +204,8 @@ def build_parser():
     p.add_argument("--compile", action="store_true",
                    help="also measure each variant's cold compile time (fresh processes)")
     p.add_argument("--plot", metavar="PNG", help="also draw the ratios into this PNG file")
+    p.add_argument("--regularisers", action="store_true",
+                   help="also measure what each regulariser costs the training step")
     p.set_defaults(func=cmd_bench)
 
     from minigru.demos import DEMOS, TASKS

@@ -94,3 +94,13 @@ def test_the_plot_draws_the_streaming_step_beside_the_forwards(tmp_path, monkeyp
     bench.plot(result, tmp_path / "ratios.png")
     assert drawn == [("tiny", [20.0]), ("tiny", [6.0]), ("streaming step", [9.0])]
     assert (tmp_path / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_regularisers_row_measures_each_one_the_variant_has():
+    row = bench.regulariser_row("mingru", "numba", "tiny", repeats=1, block=1)
+    assert row["variant"] == "mingru" and row["train_ms"] > 0
+    assert set(k for k in row if k.endswith("_cost")) == {"input_dropout_cost", "zoneout_cost"}
+    row = bench.regulariser_row("gru", "numba", "tiny", repeats=1, block=1)
+    assert set(k for k in row if k.endswith("_cost")) == {
+        f"{k}_cost" for k in bench.REGULARISER_RATES}
+    assert all(v > 0 for k, v in row.items() if k.endswith("_cost"))

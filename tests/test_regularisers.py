@@ -79,7 +79,7 @@ def test_recurrent_dropout_masks_only_what_the_product_sees():
     for variant in ("gru", "gru_v3"):
         p, x, h0 = problem(variant)
         ys, _, cache = forward(variant, {"recurrent_dropout": 0.4}, x, p, h0)
-        m = cache["regularisers"].h
+        m = cache["masks"].h
         assert set(np.unique(m)) <= {0.0, 1 / 0.6} and (m == 0).any()
         W, U, b = p["W"], p["U"], p["b"]
         H = h0.shape[1]
@@ -117,7 +117,7 @@ def test_zoneout_one_keeps_the_state_and_zero_is_the_plain_cell(variant):
 def test_zoneout_per_component_and_its_masks():
     p, x, state0 = problem("lstm", T=40, B=8, H=16)
     _, _, cache = forward("lstm", {"zoneout": (0.1, 0.6)}, x, p, state0)
-    k_h, k_c = cache["regularisers"].keep
+    k_h, k_c = cache["masks"].keep
     assert set(np.unique(k_h)) == {0.0, 1.0} and set(np.unique(k_c)) == {0.0, 1.0}
     # per step, row and unit: drawn anew each step; rates to sampling error (4 sigma)
     for k, rate in ((k_h, 0.1), (k_c, 0.6)):
@@ -127,10 +127,12 @@ def test_zoneout_per_component_and_its_masks():
         mg.cell("gru", zoneout=(0.1, 0.2))
 
 
-def test_evaluation_zoneout_in_step_equals_the_forward():
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_evaluation_zoneout_in_step_equals_the_forward(backend):
+    """Through the checked step and the streaming fast path (the same arrays again)."""
     for variant in ("gru", "lstm", "rru", "mgu"):
         p, x, state0 = problem(variant)
-        cell = mg.cell(variant, zoneout=0.3)
+        cell = mg.cell(variant, backend, zoneout=0.3)
         ys, final, _ = cell.forward(p, x, state0, training=False)
         s = state0
         for t in range(x.shape[0]):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..cells._gated_structure import EPS, require_batch_statistics
 from ._glue import Entries, cell_function, compiled_cell
-from ._math import ONE, ZERO, column_sums, input_projection, kernel, matmul, matmul_acc
+from ._math import ONE, column_sums, input_projection, kernel, matmul, matmul_acc
 from ._norms import (batch_norm_columns, batch_norm_columns_backward, layer_norm_row,
                      layer_norm_row_backward, layer_norm_rows, layer_norm_rows_backward)
 from ._scratch import one_block, scratch
@@ -84,12 +84,14 @@ def forward_loop(cell, xw, bias, U, g_h, c, eps, vecs, S, saves, uhat, u_inv_std
                 for k in range(u.shape[1]):
                     u[b, k] = g_h[k] * uhat[t, b, k]
             forward_row(cell, H, out, xw, bias, u, c, vecs, S, saves, t, b)
-            if keep is not None:                      # zoneout: keep k of the old state
-                for k in range(len(S)):
+        if keep is not None:                          # zoneout: keep k of the old state
+            for k in range(len(S)):                   # (a component out of the tuples once
+                s, s_new, kk = S[k], S_new[k], keep[k]   # per step: per row, their reference
+                for b in range(B):                    # counting cost more than the mixing)
                     for j in range(H):
-                        S_new[k][t + 1, b, j] = S[k][t + 1, b, j]
-                        S[k][t + 1, b, j] = (keep[k][t, b, j] * S[k][t, b, j]
-                                             + (ONE - keep[k][t, b, j]) * S_new[k][t + 1, b, j])
+                        s_new[t + 1, b, j] = s[t + 1, b, j]
+                        s[t + 1, b, j] = (kk[t, b, j] * s[t, b, j]
+                                          + (ONE - kk[t, b, j]) * s_new[t + 1, b, j])
 
 
 @kernel
@@ -103,28 +105,34 @@ def backward_loop(cell, UT, g_h, S, saves, vecs, dys, d_next, da, du, dhu, dvecs
     out = np.empty((backward_outputs(cell), H), da.dtype)
     dvhat = np.empty(du.shape[2], da.dtype)           # dL/duhat, one row
     n_state = len(S)
-    dnew = np.empty((n_state, H), da.dtype)           # zoneout: (1-k) of the gradient into s'
-    kept = np.empty((n_state, H), da.dtype)           # and k of it, straight to the old s
+    dnew = np.empty((n_state, B, H), da.dtype)        # zoneout: (1-k) of the gradient into s'
+    kept = np.empty((n_state, B, H), da.dtype)        # and k of it, straight to the old s
     dh_u = np.empty((B, H), da.dtype)                 # recurrent dropout: d(h ⊙ m_h), one step
     for t in range(T - 1, -1, -1):
+        if keep is not None:                          # s' = k s + (1-k) new: split dL/ds'
+            for k in range(n_state):
+                dk, kk = d_next[k], keep[k]
+                for b in range(B):
+                    for j in range(H):
+                        g = dk[b, j] + dys[t, b, j] if k == 0 else dk[b, j]
+                        dnew[k, b, j] = (ONE - kk[t, b, j]) * g
+                        kept[k, b, j] = kk[t, b, j] * g
         for b in range(B):
             if keep is None:
                 backward_row(cell, H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b)
-            else:                                     # s' = k s + (1-k) new
-                for k in range(n_state):
-                    for j in range(H):
-                        g = d_next[k][b, j] + (dys[t, b, j] if k == 0 else ZERO)
-                        dnew[k, j] = (ONE - keep[k][t, b, j]) * g
-                        kept[k, j] = keep[k][t, b, j] * g
+            else:
                 backward_row_zoneout(cell, H, out, dnew, d_next, S, S_new, saves, vecs, da,
                                      du, dvecs, t, b)
-                for k in range(n_state):
-                    for j in range(H):
-                        d_next[k][b, j] += kept[k, j]
             if h_norm(cell):                          # u = g_h*uhat + c, uhat = LN(h U)
                 for k in range(du.shape[2]):
                     dvhat[k] = du[t, b, k] * g_h[k]
                 layer_norm_row_backward(dvhat, uhat[t, b], u_inv_std[t, b, 0], dhu[t, b])
+        if keep is not None:
+            for k in range(n_state):
+                dk = d_next[k]
+                for b in range(B):
+                    for j in range(H):
+                        dk[b, j] += kept[k, b, j]
         if has_product(cell):
             if m_h is None:
                 matmul_acc(dhu[t], UT, d_next[0])     # through h U
@@ -237,7 +245,7 @@ def glue_source(cell):
                 + rest)
     # zoneout's: the gradient into the point's new state is the loop's ``dnew`` (its share
     # 1 - k), and the new state the point made is ``S_new``'s (not the mixed one in S)
-    z_args = ([f"dnew[{k}, j]" for k in range(n_state)] + d_args[n_state:2 * n_state]
+    z_args = ([f"dnew[{k}, b, j]" for k in range(n_state)] + d_args[n_state:2 * n_state]
               + [f"S_new[{k}][t + 1, b, j]" for k in range(n_state)] + d_args[3 * n_state:])
     backward += ("\n\ndef backward_row_zoneout(H, out, dnew, d_next, S, S_new, saves, vecs, da, "
                  "du, dvecs, t, b):\n"
