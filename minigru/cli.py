@@ -103,8 +103,8 @@ def cmd_gradcheck(args, out):
                 failures.append(f"{variant} {c.tensor}")
     elapsed = time.perf_counter() - start
     if failures:
-        print(f"FAILED: {len(failures)} of {total} checks (tensors above tolerance {tol:g}, "
-              f"or variants not run): " + ", ".join(failures), file=out)
+        print(f"FAILED: {len(failures)} of {total} tensors above tolerance {tol:g} (or not "
+              f"run): " + ", ".join(failures), file=out)
         return 1
     print(f"ok: all {total} tensors of {len(args.variant)} variant(s) within {tol:g} "
           f"({elapsed:.1f} s)", file=out)

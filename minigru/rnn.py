@@ -110,8 +110,7 @@ class RNN(Module):
                 "bidirectional": self.bidirectional, "dropout": self.dropout,
                 "batch_first": self.batch_first, "backend": self.backend,
                 "dtype": self.dtype.name, "seed": self.seed, "bias": self.bias,
-                **{k: v for k, v in self.init_options.items()
-                   if v != {"init": "pytorch"}.get(k)},
+                **self.init_options,
                 **self._config_cell_options}
 
     # ------------------------------------------------------------------ backend

@@ -194,19 +194,37 @@ def test_the_tutorial_cell_runs_on_cuda_as_on_numpy():
     assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks]
 
 
-@pytest.mark.parametrize("variant", ["gru", "mgu"])
-def test_input_and_weight_dropout_on_cuda(variant):
-    """Cell applies these two around any backend: the gradients with the masks fixed."""
-    checks = mg.gradcheck(variant, "cuda", options={"input_dropout": 0.3,
-                                                    "weight_dropout": 0.3}, **SMALL)
+REGULARISERS = {"input_dropout": 0.2, "recurrent_dropout": 0.3, "zoneout": 0.25,
+                "weight_dropout": 0.3}
+
+
+@pytest.mark.parametrize("variant", CUDA_VARIANTS)
+def test_cuda_gradients_with_every_regulariser(variant):
+    """The kernels' recurrent dropout and zoneout, and Cell's input and weight dropout around
+    them: every gradient against the float64 reference's, the masks fixed."""
+    options = dict(REGULARISERS)
+    if variant == "mingru":                           # no product with h to act on
+        del options["recurrent_dropout"], options["weight_dropout"]
+    checks = mg.gradcheck(variant, "cuda", options=options, **SMALL)
     assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks if not c.ok]
 
 
-def test_the_loop_regularisers_say_they_are_not_on_cuda_yet():
-    cell = mg.cell("gru", "cuda", zoneout=0.2)
-    p = cell.init(3, 5, rng=np.random.default_rng(0))
-    with pytest.raises(NotImplementedError, match="zoneout acts inside the time loop"):
-        cell.forward(p, np.ones((2, 2, 3)))
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "per-step"])
+@pytest.mark.parametrize("variant", ["lstm", "gru_v3"])
+def test_cuda_regularisers_in_evaluation_and_both_kernel_shapes(variant, persistent,
+                                                                monkeypatch):
+    from minigru.cuda import _blas
+    monkeypatch.setattr(_blas, "PERSISTENT", persistent)
+    checks = mg.gradcheck(variant, "cuda", options={"zoneout": 0.3, "recurrent_dropout": 0.3},
+                          training=False, **SMALL)
+    assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks if not c.ok]
+    checks = mg.gradcheck(variant, "cuda", options={"zoneout": 0.3, "recurrent_dropout": 0.3},
+                          **SMALL)
+    assert all(c.ok for c in checks), [(c.tensor, c.error) for c in checks if not c.ok]
+
+
+def test_input_dropout_refuses_device_arrays_by_name():
+    p = mg.cell("gru").init(3, 5, rng=np.random.default_rng(0))
     x = cuda.to_device(np.ones((2, 2, 3)))
     with pytest.raises(NotImplementedError, match="device arrays were given"):
         mg.cell("gru", "cuda", input_dropout=0.2).forward(p, x)

@@ -141,13 +141,17 @@ def test_cache_from_another_variant():
 
 
 def test_unknown_option():
-    with pytest.raises(TypeError, match=r"mingru has no option 'dropout'; its options are none"):
+    regularisers = "'input_dropout', 'recurrent_dropout', 'seed', 'weight_dropout', 'zoneout'"
+    with pytest.raises(TypeError, match=rf"mingru has no option 'dropout'; its options are "
+                                        rf"\[{regularisers}\]"):
         mg.cell("mingru", dropout=0.1)
-    with pytest.raises(TypeError, match=r"gru has no option 'dropout'; its options are "
-                                        r"\['bias'\]"):
+    with pytest.raises(TypeError, match=rf"gru has no option 'dropout'; its options are "
+                                        rf"\['bias', {regularisers}\]"):
         mg.cell("gru", dropout=0.1)
     with pytest.raises(TypeError, match=r"rru has no option 'momentum'; its options are "
-                                        r"\['dropout', 'multiplier', 'output_size', 'seed'\]"):
+                                        r"\['dropout', 'input_dropout', 'multiplier', "
+                                        r"'output_size', 'recurrent_dropout', 'seed', "
+                                        r"'weight_dropout', 'zoneout'\]"):
         mg.cell("rru", momentum=0.1)
 
 

@@ -167,4 +167,4 @@ def test_rnn_layers_take_the_init_options_and_record_them():
     again = mg.RNN(**config)
     for k in rnn.params:
         np.testing.assert_array_equal(again.params[k], rnn.params[k])
-    assert "init" not in mg.RNN("gru", I, H).config()  # the default is not written
+    assert mg.RNN("gru", I, H).config()["init"] == "pytorch"

@@ -148,5 +148,9 @@ def backend(variant):
         return [next(copies) if not is_device(a) else
                 device_copy(a) if a.is_c_contiguous() else a for a in arrays]
 
+    # (a bound method's object: the backend, whose kernels may apply the loop regularisers)
+    applies = (getattr(forward_d, "loop_regularisers", False)
+               or getattr(getattr(forward_d, "__self__", None), "loop_regularisers", False))
     return SimpleNamespace(forward=forward, backward=backward, step=step, is_device=is_device,
+                           loop_regularisers=applies,
                            snapshot=snapshot)

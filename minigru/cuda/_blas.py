@@ -128,6 +128,25 @@ def colsum(A, out=None, *, accumulate=False):
     return out
 
 
+@cuda.jit
+def _mul_cyclic(a, m, out, accumulate):
+    i = cuda.grid(1)
+    if i < a.shape[0]:
+        v = a[i] * m[i % m.shape[0]]
+        out[i] = out[i] + v if accumulate else v
+
+
+def mul_cyclic(a, m, out=None, *, accumulate=False):
+    """``out = a ⊙ m`` (``+=`` with ``accumulate``), ``m`` repeated along a's leading axes:
+    (T, B, H) ⊙ (B, H), recurrent dropout's mask on every step's h."""
+    if out is None:
+        out = empty(a.shape, a.dtype)
+    n = a.size
+    _mul_cyclic[blocks(n), THREADS](a.reshape(n), m.reshape(m.size), out.reshape(n),
+                                    accumulate)
+    return out
+
+
 def copy(a):
     """A new contiguous device array with the contents of the device array ``a``."""
     out = empty(a.shape, a.dtype)

@@ -38,9 +38,10 @@ from types import SimpleNamespace
 from numba import cuda
 
 from ..cells._gated_structure import EPS, require_batch_statistics
-from ._blas import colsum, copy, empty, gemm, grid_rows, load_columns, load_rows, row_threads
+from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows, mul_cyclic,
+                    row_threads)
 from ._blas import time_loop, to_device
-from ._math import ZERO, compiled_point
+from ._math import ONE, ZERO, compiled_point
 from ._norms import (ROW_THREADS, affine_columns, batch_normalize, batch_normalize_backward,
                      batch_statistics, gain_bias_grads, layer_norm_row,
                      layer_norm_row_backward, layer_norm_rows, layer_norm_rows_backward)
@@ -56,36 +57,99 @@ def dot(v, M, stride, offset):
     return acc
 
 
+@cuda.jit(device=True)
+def dot_h(h, m, masked, M, stride, offset):
+    """``dot`` of the state h, or, for recurrent dropout (``masked``), of h ⊙ m."""
+    acc = ZERO
+    for k in range(h.shape[0]):
+        acc += (h[k] * m[k] if masked else h[k]) * M[k * stride + offset]
+    return acc
+
+
+@cuda.jit(device=True)
+def zone_mix(t, b, j, S, keep, S_new):
+    """Zoneout after a unit's step: S_new takes the point's new state, S k ⊙ old + (1 − k) ⊙
+    new, for every component."""
+    for k in range(len(S)):
+        n = S[k][t + 1, b, j]
+        S_new[k][t + 1, b, j] = n
+        S[k][t + 1, b, j] = keep[k][t, b, j] * S[k][t, b, j] + (ONE - keep[k][t, b, j]) * n
+
+
+@cuda.jit(device=True)
+def zone_split(t, b, j, dh, dnew, kept, d_next, keep, zoned):
+    """The gradients into the new state's components (dh for h, d_next for the others),
+    split for zoneout: (1 − k) to the point (``dnew``), k straight to the old state
+    (``kept``); all to the point without it."""
+    dnew[0] = dh
+    for k in range(1, len(d_next)):
+        dnew[k] = d_next[k][b, j]
+    for k in range(len(d_next)):
+        if zoned:
+            kept[k] = keep[k][t, b, j] * dnew[k]
+            dnew[k] = (ONE - keep[k][t, b, j]) * dnew[k]
+        else:
+            kept[k] = ZERO
+
+
 # ============================================================================ the loops
 
-def loops(forward_unit, backward_unit, Gh):
-    """The kernels of one cell, around its unit bodies; ``Gh`` blocks in ``h U``."""
+def loops(forward_unit, backward_unit, Gh, n_state):
+    """The kernels of one cell, around its unit bodies; ``Gh`` blocks in ``h U``, ``n_state``
+    state components.
+
+    Every kernel ends with the regularisers' arguments ``m_h, masked, keep, S_new, zoned``:
+    recurrent dropout's mask (B, H) and whether it is on, zoneout's k_t per component, the
+    points' own new states, and whether it is on (stand-ins of the right types when off, so
+    that one compiled kernel serves both)."""
     G = max(Gh, 1)                                    # (a local array has at least one entry)
+    N = n_state
+
+    @cuda.jit(device=True)
+    def backward_unit_split(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs, keep, S_new,
+                            zoned):
+        """The unit body's backward, given dh (into h_{t+1}); with zoneout, on the share
+        1 − k of each component's gradient, the share k added straight to the old state."""
+        dnew = cuda.local.array(N, da.dtype)
+        kept = cuda.local.array(N, da.dtype)
+        zone_split(t, b, j, dh, dnew, kept, d_next, keep, zoned)
+        backward_unit(t, b, j, dnew, S, S_new if zoned else S, saves, vecs, d_next, da, du,
+                      dvecs)
+        if zoned:
+            for k in range(N):
+                d_next[k][b, j] += kept[k]
 
     @cuda.jit
-    def forward_step(t, U, xw, bias, c, vecs, S, saves):
+    def forward_step(t, U, xw, bias, c, vecs, S, saves, m_h, masked, keep, S_new, zoned):
         """Step t, a thread per (row b, unit j); U flat (H·Gh·H)."""
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         H = S[0].shape[2]
         if j < H:
             u = cuda.local.array(G, xw.dtype)         # (h_t U)[b, g·H + j] for each block g
+            m = m_h[b if masked else 0]
             for g in range(Gh):
-                u[g] = dot(S[0][t, b], U, Gh * H, g * H + j)
+                u[g] = dot_h(S[0][t, b], m, masked, U, Gh * H, g * H + j)
             forward_unit(t, b, j, u, xw, bias, c, vecs, S, saves)
+            if zoned:
+                zone_mix(t, b, j, S, keep, S_new)
 
     @cuda.jit
-    def backward_step(t, UT, dys, S, saves, vecs, d_next, da, du, dvecs):
+    def backward_step(t, UT, dys, S, saves, vecs, d_next, da, du, dvecs, m_h, masked, keep,
+                      S_new, zoned):
         """Step t backwards, a thread per (b, j); UT = Uᵀ flat (Gh·H·H), du = dL/d(h U)."""
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         T, _, H = dys.shape
         if j < H:
             dh = dys[t, b, j] + d_next[0][b, j]       # h_{t+1} feeds y_t and step t+1
             if t + 1 < T:                             # through h_{t+1} U, the step after
-                dh += dot(du[t + 1, b], UT, H, j)
-            backward_unit(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs)
+                through = dot(du[t + 1, b], UT, H, j)
+                dh += through * m_h[b, j] if masked else through
+            backward_unit_split(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs, keep,
+                                S_new, zoned)
 
     @cuda.jit
-    def forward_persistent(units, U, xw, bias, c, vecs, S, saves):
+    def forward_persistent(units, U, xw, bias, c, vecs, S, saves, m_h, masked, keep, S_new,
+                           zoned):
         """Every step in one launch: this block's ``units`` units, their columns of U in shared
         memory (H, Gh·units), the grid at a barrier between steps."""
         sU = cuda.shared.array(0, xw.dtype)
@@ -99,13 +163,17 @@ def loops(forward_unit, backward_unit, Gh):
             for q in range(cuda.threadIdx.x, B * units, cuda.blockDim.x):
                 b, jj = q // units, q % units
                 if j0 + jj < H:
+                    m = m_h[b if masked else 0]
                     for g in range(Gh):
-                        u[g] = dot(S[0][t, b], sU, Gh * units, g * units + jj)
+                        u[g] = dot_h(S[0][t, b], m, masked, sU, Gh * units, g * units + jj)
                     forward_unit(t, b, j0 + jj, u, xw, bias, c, vecs, S, saves)
+                    if zoned:
+                        zone_mix(t, b, j0 + jj, S, keep, S_new)
             grid.sync()                               # h_{t+1} complete before step t+1
 
     @cuda.jit
-    def backward_persistent(units, U, dys, S, saves, vecs, d_next, da, du, dvecs):
+    def backward_persistent(units, U, dys, S, saves, vecs, d_next, da, du, dvecs, m_h, masked,
+                            keep, S_new, zoned):
         """The reverse loop in one launch: this block's rows of U in shared memory (units,
         Gh·H)."""
         sU = cuda.shared.array(0, dys.dtype)
@@ -120,18 +188,22 @@ def loops(forward_unit, backward_unit, Gh):
                 if j < H:
                     dh = dys[t, b, j] + d_next[0][b, j]
                     if t + 1 < T:                     # through h_{t+1} U, the step after
-                        dh += dot(du[t + 1, b], sU, 1, jj * Gh * H)
-                    backward_unit(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs)
+                        through = dot(du[t + 1, b], sU, 1, jj * Gh * H)
+                        dh += through * m_h[b, j] if masked else through
+                    backward_unit_split(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs,
+                                        keep, S_new, zoned)
             grid.sync()                               # du[t] complete before step t-1
 
     @cuda.jit
-    def forward_row(t, U, g_h, eps, xw, bias, c, vecs, S, saves, uhat, u_inv_std):
+    def forward_row(t, U, g_h, eps, xw, bias, c, vecs, S, saves, uhat, u_inv_std, m_h, masked,
+                    keep, S_new, zoned):
         """Step t with a layer norm of h U, a block per row b: u = g_h ⊙ LN(h_t U)[b]."""
         sh = cuda.shared.array(ROW_THREADS, xw.dtype)
         b, tid, nt = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         H, GH = S[0].shape[2], uhat.shape[2]
+        m = m_h[b if masked else 0]
         for k in range(tid, GH, nt):                  # (h_t U)[b, k], normalised in place next
-            uhat[t, b, k] = dot(S[0][t, b], U, GH, k)
+            uhat[t, b, k] = dot_h(S[0][t, b], m, masked, U, GH, k)
         s = layer_norm_row(uhat[t, b], eps, sh)
         if tid == 0:
             u_inv_std[t, b, 0] = s
@@ -141,10 +213,12 @@ def loops(forward_unit, backward_unit, Gh):
             for g in range(Gh):
                 u[g] = g_h[g * H + j] * uhat[t, b, g * H + j]
             forward_unit(t, b, j, u, xw, bias, c, vecs, S, saves)
+            if zoned:
+                zone_mix(t, b, j, S, keep, S_new)
 
     @cuda.jit
     def backward_row(t, UT, g_h, dys, S, saves, vecs, d_next, da, du, dvecs, dhu, uhat,
-                     u_inv_std):
+                     u_inv_std, m_h, masked, keep, S_new, zoned):
         """Step t backwards with a layer norm of h U, a block per row b: the unit bodies give
         du = dL/du, the norm's backward over the row dhu = dL/d(h U)."""
         sh = cuda.shared.array(ROW_THREADS, dys.dtype)
@@ -153,28 +227,34 @@ def loops(forward_unit, backward_unit, Gh):
         for j in range(tid, H, nt):
             dh = dys[t, b, j] + d_next[0][b, j]
             if t + 1 < T:                             # through h_{t+1} U, the step after
-                dh += dot(dhu[t + 1, b], UT, H, j)
-            backward_unit(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs)
+                through = dot(dhu[t + 1, b], UT, H, j)
+                dh += through * m_h[b, j] if masked else through
+            backward_unit_split(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs, keep,
+                                S_new, zoned)
         cuda.syncthreads()                            # the row's reductions read every unit
         # u = g_h*uhat + c, uhat = (h U - mean) * inv_std
         layer_norm_row_backward(du[t, b], g_h, uhat[t, b], u_inv_std[t, b, 0], dhu[t, b], sh)
 
     @cuda.jit
-    def forward_free(xw, bias, c, vecs, S, saves):
+    def forward_free(xw, bias, c, vecs, S, saves, m_h, masked, keep, S_new, zoned):
         """No recurrent product: a thread per (b, j) takes its unit through every step."""
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         if j < S[0].shape[2]:
             u = cuda.local.array(G, xw.dtype)         # (unused: there is no h U)
             for t in range(xw.shape[0]):
                 forward_unit(t, b, j, u, xw, bias, c, vecs, S, saves)
+                if zoned:
+                    zone_mix(t, b, j, S, keep, S_new)
 
     @cuda.jit
-    def backward_free(dys, S, saves, vecs, d_next, da, du, dvecs):
+    def backward_free(dys, S, saves, vecs, d_next, da, du, dvecs, m_h, masked, keep, S_new,
+                      zoned):
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         if j < dys.shape[2]:
             for t in range(dys.shape[0] - 1, -1, -1):
                 dh = dys[t, b, j] + d_next[0][b, j]
-                backward_unit(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs)
+                backward_unit_split(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs, keep,
+                                    S_new, zoned)
 
     return SimpleNamespace(**{k: v for k, v in locals().items() if hasattr(v, "py_func")})
 
@@ -211,11 +291,14 @@ def glue_source(cell):
                    + (d_a[cell.x_blocks.index(n)] if n in cell.summed else d_u[n])
                    for g, n in enumerate(cell.h_blocks)]
     stores += [f"dvecs[{k}][t, b, j] = {d}" for k, d in enumerate(d_vec)]
-    d_new = ["dh"] + d_old[1:]
-    backward = ("def backward_unit(t, b, j, dh, S, saves, vecs, d_next, da, du, dvecs):\n"
+    # dnew: the gradients into the new state's components (zoneout's share 1 - k of them);
+    # Sn: the new state the point made (S itself, or zoneout's S_new)
+    d_new = [f"dnew[{k}]" for k in range(n_state)]
+    made = [f"Sn[{k}][t + 1, b, j]" for k in range(n_state)]
+    backward = ("def backward_unit(t, b, j, dnew, S, Sn, saves, vecs, d_next, da, du, dvecs):\n"
                 "    H = S[0].shape[2]\n"
                 + call(d_a + list(d_u.values()) + d_vec + d_old, "point_backward",
-                       d_new + old + new + saved + vecs)
+                       d_new + old + made + saved + vecs)
                 + "".join(f"    {s}\n" for s in stores))
     return forward + "\n\n" + backward
 
@@ -249,7 +332,8 @@ class GatedBackend:
                "point_backward": compiled_point(cell.point_backward)}
         exec(compile(glue_source(cell), f"<CUDA glue of {cell.name}>", "exec"), env)
         self.kernels = loops(cuda.jit(device=True)(env["forward_unit"]),
-                             cuda.jit(device=True)(env["backward_unit"]), cell.Gh)
+                             cuda.jit(device=True)(env["backward_unit"]), cell.Gh,
+                             len(cell.state))
 
     # ------------------------------------------------------------------ x side
     def _x_forward(self, p, x, H, training, momentum, buffers):
@@ -312,7 +396,22 @@ class GatedBackend:
         return {"gamma": g1, "beta": g2}, dxw
 
     # ------------------------------------------------------------------ forward, backward
-    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None):
+    loop_regularisers = True          # its kernels apply recurrent dropout and zoneout (masks=)
+
+    def _regularisers(self, masks, T, B, H, dtype):
+        """The kernels' last five arguments (``loops``) for ``masks`` (None: stand-ins)."""
+        n = len(self.cell.state)
+        dummy2, dummy3 = empty((1, 1), dtype), empty((1, 1, 1), dtype)
+        m_h = None if masks is None else masks.h
+        keep = None if masks is None else masks.keep
+        return (dummy2 if m_h is None else to_device(m_h), m_h is not None,
+                (dummy3,) * n if keep is None else tuple(to_device(k) for k in keep),
+                (dummy3,) * n if keep is None else tuple(empty((T + 1, B, H), dtype)
+                                                         for _ in range(n)),
+                keep is not None)
+
+    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None,
+                masks=None):
         cell, k = self.cell, self.kernels
         T, B, _ = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
@@ -327,20 +426,22 @@ class GatedBackend:
         none = empty(1, dtype)                        # for a bias the cell does not have
         bias = p["b"] if cell.x_norm is None and cell.bias_blocks else none
         c = p["c"] if cell.h_bias_blocks else none
+        reg = self._regularisers(masks, T, B, H, dtype)
         args = (xw, bias, c, tuple(p[n] for n in cell.unit_params), S, saves)
         if not cell.Gh:
             grid, threads = grid_rows(B, H)
-            k.forward_free[grid, threads](*args)
+            k.forward_free[grid, threads](*args, *reg)
         elif cell.h_norm:
             uhat, u_inv_std = empty((T, B, GH), dtype), empty((T, B, 1), dtype)
             U, eps, threads = p["U"].reshape(H * GH), dtype.type(EPS), row_threads(GH, ROW_THREADS)
             for t in range(T):
-                k.forward_row[B, threads](t, U, p["g_h"], eps, *args, uhat, u_inv_std)
+                k.forward_row[B, threads](t, U, p["g_h"], eps, *args, uhat, u_inv_std, *reg)
             cache.update(uhat=uhat, u_inv_std=u_inv_std)
         else:
-            time_loop(k.forward_persistent, (p["U"], *args), k.forward_step,
-                      lambda: (p["U"].reshape(H * GH), *args), range(T), B, H, cell.Gh)
+            time_loop(k.forward_persistent, (p["U"], *args, *reg), k.forward_step,
+                      lambda: (p["U"].reshape(H * GH), *args, *reg), range(T), B, H, cell.Gh)
         cache["x"] = x
+        cache["regularised"] = reg                    # the device masks, for the backward
         cache.update({n + "s": s for n, s in zip(cell.state, S)})
         cache.update(zip(cell.saves, saves))
         final = tuple(copy(s[T]) for s in S)
@@ -360,25 +461,32 @@ class GatedBackend:
         du = da if du_is_da(cell) else empty((T, B, max(GH, 1)), dtype)   # dL/du
         dhu = empty((T, B, GH), dtype) if cell.h_norm else du              # dL/d(h U)
         dvecs = tuple(empty((T, B, H), dtype) for _ in vecs)   # per row; summed below
+        reg = cache["regularised"]
+        m_h, masked = reg[:2]
         args = (dys, S, saves, vecs, d_next, da, du, dvecs)
         if not cell.Gh:
             grid, threads = grid_rows(B, H)
-            k.backward_free[grid, threads](*args)
+            k.backward_free[grid, threads](*args, *reg)
         elif cell.h_norm:
             UT, threads = p["U"].T.reshape(GH * H), row_threads(GH, ROW_THREADS)
             for t in range(T - 1, -1, -1):
                 k.backward_row[B, threads](t, UT, p["g_h"], *args, dhu, cache["uhat"],
-                                           cache["u_inv_std"])
+                                           cache["u_inv_std"], *reg)
         else:
             # the per-step kernels read a copy of Uᵀ, whose columns j are read together
-            time_loop(k.backward_persistent, (p["U"], *args), k.backward_step,
-                      lambda: (p["U"].T.reshape(GH * H), *args), range(T - 1, -1, -1),
+            time_loop(k.backward_persistent, (p["U"], *args, *reg), k.backward_step,
+                      lambda: (p["U"].T.reshape(GH * H), *args, *reg), range(T - 1, -1, -1),
                       B, H, cell.Gh)
         grads, dXW = self._x_backward(p, da, cache)
         grads["W"] = gemm(x.reshape(T * B, I), dXW, ta=True)
         if cell.Gh:
-            gemm(dhu[0], p["U"], d_next[0], accumulate=True, tb=True)   # through h_0 U
-            grads["U"] = gemm(S[0][:T].reshape(T * B, H), dhu.reshape(T * B, GH), ta=True)
+            if masked:                                # through (h_0 ⊙ m_h) U
+                mul_cyclic(gemm(dhu[0], p["U"], tb=True), m_h, d_next[0], accumulate=True)
+                hs = mul_cyclic(S[0][:T], m_h)         # what the product saw
+            else:
+                gemm(dhu[0], p["U"], d_next[0], accumulate=True, tb=True)   # through h_0 U
+                hs = S[0][:T]
+            grads["U"] = gemm(hs.reshape(T * B, H), dhu.reshape(T * B, GH), ta=True)
             dU = du.reshape(T * B, GH)
             if cell.h_norm:                           # u = g_h ⊙ uhat + c, every block
                 grads["g_h"], grads["c"] = empty(GH, dtype), empty(GH, dtype)

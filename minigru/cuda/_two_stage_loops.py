@@ -30,9 +30,9 @@ from types import SimpleNamespace
 
 from numba import cuda
 
-from ._blas import colsum, copy, empty, gemm, grid_rows
-from ._gated_loops import dot
-from ._math import ZERO, compiled_point
+from ._blas import colsum, copy, empty, gemm, grid_rows, mul_cyclic, to_device
+from ._gated_loops import dot, dot_h, zone_mix
+from ._math import ONE, ZERO, compiled_point
 
 MAX_GRID_Z = 65535   # the most blocks a grid may have along z
 
@@ -40,59 +40,80 @@ MAX_GRID_Z = 65535   # the most blocks a grid may have along z
 # ============================================================================ the loops
 
 @cuda.jit(device=True)
-def dot_scaled(s, v, M, stride, offset):
-    """sum_k s[k] · v[k] · M[k·stride + offset]: ``dot`` of the row s ⊙ v."""
+def dot_scaled(s, v, m, masked, M, stride, offset):
+    """sum_k s[k] · v[k] · M[k·stride + offset]: ``dot`` of the row s ⊙ v (⊙ m, recurrent
+    dropout's mask, where ``masked``)."""
     acc = ZERO
     for k in range(v.shape[0]):
-        acc += s[k] * v[k] * M[k * stride + offset]
+        acc += s[k] * (v[k] * m[k] if masked else v[k]) * M[k * stride + offset]
     return acc
 
 
 def loops(glue, Gg, R, sees_h):
-    """The kernels of one cell, around its unit bodies; ``Gg`` gates, the reset the R-th."""
+    """The kernels of one cell, around its unit bodies; ``Gg`` gates, the reset the R-th.
+
+    Every kernel ends with the regularisers' arguments ``m_h, masked, keep, hs_new, zoned``
+    (as the Gated loops': stand-ins of the right types when off)."""
     gate_unit, candidate_unit = glue["gate_unit"], glue["candidate_unit"]
     candidate_back_unit, gate_back_unit = glue["candidate_back_unit"], glue["gate_back_unit"]
 
     @cuda.jit
-    def gate_step(t0, xw, bias, U, hs, gates):
+    def gate_step(t0, xw, bias, U, hs, gates, m_h, masked, keep, hs_new, zoned):
         """The gates of step t0 + blockIdx.z; U flat (H·NU)."""
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         t = t0 + cuda.blockIdx.z
         H = hs.shape[2]
         if j < H:
             u = cuda.local.array(Gg, xw.dtype)        # (h_t U_g)[b, g·H + j], where they see h
+            m = m_h[b if masked else 0]
             for g in range(Gg):
-                u[g] = dot(hs[t, b], U, U.shape[0] // H, g * H + j) if sees_h else ZERO
+                u[g] = (dot_h(hs[t, b], m, masked, U, U.shape[0] // H, g * H + j) if sees_h
+                        else ZERO)
             gate_unit(t, b, j, xw, bias, u, gates, hs)
 
     @cuda.jit
-    def candidate_step(t, xw, bias, U, hs, gates, n):
+    def candidate_step(t, xw, bias, U, hs, gates, n, m_h, masked, keep, hs_new, zoned):
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         H = hs.shape[2]
         if j < H:
             NU = U.shape[0] // H                      # U's columns; U_n the last H
-            un = dot_scaled(gates[R][t, b], hs[t, b], U, NU, NU - H + j)  # ((r ⊙ h_t) U_n)[b, j]
-            candidate_unit(t, b, j, xw, bias, un, gates, hs, n)
+            m = m_h[b if masked else 0]
+            un = dot_scaled(gates[R][t, b], hs[t, b], m, masked, U, NU, NU - H + j)
+            candidate_unit(t, b, j, xw, bias, un, gates, hs, n)   # ((r ⊙ h_t) U_n)[b, j] in
+            if zoned:
+                zone_mix(t, b, j, (hs,), keep, (hs_new,))
 
     @cuda.jit
-    def candidate_back_step(t, UT, dys, hs, gates, n, dh_next, dag, dan, dg, rh):
+    def candidate_back_step(t, UT, dys, hs, gates, n, dh_next, dag, dan, dg, rh, m_h, masked,
+                            keep, hs_new, zoned):
         """UT = Uᵀ flat (NU·H)."""
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         T, _, H = n.shape
         if j < H:
+            mh = m_h[b, j] if masked else ONE         # what the products saw of h_t[b, j]
             dh = dys[t, b, j] + dh_next[b, j]         # h_{t+1} feeds y_t and step t+1
             if sees_h and t + 1 < T:                  # the gates of the step after saw h_{t+1}
-                dh += dot(dag[t + 1, b], UT, H, j)
-            candidate_back_unit(t, b, j, dh, hs, gates, n, dan, dg, dh_next, rh)
+                through = dot(dag[t + 1, b], UT, H, j)
+                dh += through * m_h[b, j] if masked else through
+            kept = ZERO
+            if zoned:                                 # h' = k h + (1-k) new
+                kept = keep[0][t, b, j] * dh
+                dh = (ONE - keep[0][t, b, j]) * dh
+            candidate_back_unit(t, b, j, dh, hs, hs_new if zoned else hs, gates, n, dan, dg,
+                                dh_next, rh, mh)
+            if zoned:
+                dh_next[b, j] += kept
 
     @cuda.jit
-    def gate_back_step(t, UT, hs, gates, dg, dh_next, dag, dan):
+    def gate_back_step(t, UT, hs, gates, dg, dh_next, dag, dan, m_h, masked, keep, hs_new,
+                       zoned):
         b, j = cuda.blockIdx.y, cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
         H = hs.shape[2]
         if j < H:
             NU = UT.shape[0] // H
+            mh = m_h[b, j] if masked else ONE
             drh = dot(dan[t, b], UT, H, (NU - H) * H + j)   # (dan_t U_nᵀ)[b, j]
-            gate_back_unit(t, b, j, drh, hs, gates, dg, dh_next, dag)
+            gate_back_unit(t, b, j, drh, hs, gates, dg, dh_next, dag, mh)
 
     return SimpleNamespace(gate_step=gate_step, candidate_step=candidate_step,
                            candidate_back_step=candidate_back_step,
@@ -123,19 +144,31 @@ def glue_source(cell):
         unit("candidate_unit(t, b, j, xw, bias, un, gates, hs, n)",
              [f"hs[t + 1, b, j], n[t, b, j] = candidate_point(xw[t, b, {kx} * H + j] + "
               f"bias[{kb} * H + j], un, hs[t, b, j], {', '.join(gates)})"]),
-        unit("candidate_back_unit(t, b, j, dh, hs, gates, n, dan, dg, dh_next, rh)",
+        # hn: the new state the point made (hs, or zoneout's hs_new); mh: recurrent dropout's
+        # mask of h_t[b, j] (ONE without), the products having seen h ⊙ m_h
+        unit("candidate_back_unit(t, b, j, dh, hs, hn, gates, n, dan, dg, dh_next, rh, mh)",
              [f"dan[t, b, j], dh_next[b, j], {', '.join(d_gates)} = candidate_point_backward("
-              f"dh, hs[t, b, j], hs[t + 1, b, j], n[t, b, j], {', '.join(gates)})",
-              f"rh[t, b, j] = gates[{R}][t, b, j] * hs[t, b, j]"]),   # what U_n saw
-        unit("gate_back_unit(t, b, j, drh, hs, gates, dg, dh_next, dag)",
-             [f"dg[{R}, b, j] += drh * hs[t, b, j]",            # the reset's way through U_n
-              f"dh_next[b, j] += drh * gates[{R}][t, b, j]",
+              f"dh, hs[t, b, j], hn[t + 1, b, j], n[t, b, j], {', '.join(gates)})",
+              f"rh[t, b, j] = gates[{R}][t, b, j] * hs[t, b, j] * mh"]),   # what U_n saw
+        unit("gate_back_unit(t, b, j, drh, hs, gates, dg, dh_next, dag, mh)",
+             [f"dg[{R}, b, j] += drh * hs[t, b, j] * mh",       # the reset's way through U_n
+              f"dh_next[b, j] += drh * gates[{R}][t, b, j] * mh",
               f"{', '.join(f'dag[t, b, {g} * H + j]' for g in range(Gg))} = "
               f"gate_point_backward({', '.join(d_gates + gates)})"]),
     ]) + "\n"
 
 
 # ============================================================================ the calls
+
+def _regularisers(masks, T, B, H, dtype):
+    """The kernels' last five arguments for ``masks`` (None: stand-ins of the same types)."""
+    m_h = None if masks is None else masks.h
+    keep = None if masks is None else masks.keep
+    dummy2, dummy3 = empty((1, 1), dtype), empty((1, 1, 1), dtype)
+    return (dummy2 if m_h is None else to_device(m_h), m_h is not None,
+            (dummy3,) if keep is None else (to_device(keep[0]),),
+            dummy3 if keep is None else empty((T + 1, B, H), dtype), keep is not None)
+
 
 class TwoStageBackend:
     """The cuda forward and backward of one ``TwoStage`` cell (device arrays in and out)."""
@@ -149,7 +182,9 @@ class TwoStageBackend:
             "gate_unit", "candidate_unit", "candidate_back_unit", "gate_back_unit")}
         self.kernels = loops(glue, cell.Gg, cell.gates.index(cell.reset), cell.sees_h)
 
-    def forward(self, p, x, h0, training=True):
+    loop_regularisers = True          # its kernels apply recurrent dropout and zoneout (masks=)
+
+    def forward(self, p, x, h0, training=True, *, masks=None):
         cell, k = self.cell, self.kernels
         T, B, I = x.shape
         H = h0.shape[1]
@@ -161,15 +196,17 @@ class TwoStageBackend:
         n = empty((T, B, H), x.dtype)
         gates = tuple(empty((T, B, H), x.dtype) for _ in cell.gates)
         grid, threads = grid_rows(B, H)
+        reg = _regularisers(masks, T, B, H, x.dtype)
         if not cell.sees_h:                           # the gates of every step at once
             for t0 in range(0, T, MAX_GRID_Z):
                 k.gate_step[grid + (min(MAX_GRID_Z, T - t0),), threads](
-                    t0, xw, bias, Uf, hs, gates)
+                    t0, xw, bias, Uf, hs, gates, *reg)
         for t in range(T):
             if cell.sees_h:
-                k.gate_step[grid, threads](t, xw, bias, Uf, hs, gates)
-            k.candidate_step[grid, threads](t, xw, bias, Uf, hs, gates, n)
-        cache = {"x": x, "hs": hs, **dict(zip(cell.gates, gates)), "n": n}
+                k.gate_step[grid, threads](t, xw, bias, Uf, hs, gates, *reg)
+            k.candidate_step[grid, threads](t, xw, bias, Uf, hs, gates, n, *reg)
+        cache = {"x": x, "hs": hs, **dict(zip(cell.gates, gates)), "n": n,
+                 "regularised": reg}
         return copy(hs[1:]), copy(hs[T]), cache
 
     def backward(self, p, cache, dys, dh_T):
@@ -187,12 +224,17 @@ class TwoStageBackend:
         rh = empty((T, B, H), x.dtype)                # reset ⊙ h_t, what U_n saw
         dh_next = copy(dh_T)
         grid, threads = grid_rows(B, H)
+        reg = cache["regularised"]
+        m_h, masked = reg[:2]
         for t in range(T - 1, -1, -1):
             k.candidate_back_step[grid, threads](t, UTf, dys, hs, gates, n, dh_next, dag, dan,
-                                                 dg, rh)
-            k.gate_back_step[grid, threads](t, UTf, hs, gates, dg, dh_next, dag, dan)
-        if cell.sees_h:
-            gemm(dag[0], UT[:GG], dh_next, accumulate=True)   # the gates saw h_0 through U_g
+                                                 dg, rh, *reg)
+            k.gate_back_step[grid, threads](t, UTf, hs, gates, dg, dh_next, dag, dan, *reg)
+        if cell.sees_h:                               # the gates saw h_0 (⊙ m_h) through U_g
+            if masked:
+                mul_cyclic(gemm(dag[0], UT[:GG]), m_h, dh_next, accumulate=True)
+            else:
+                gemm(dag[0], UT[:GG], dh_next, accumulate=True)
         # each gradient: the gates' column block (where they see that term), the candidate's
         X = x.reshape(T * B, I)
         dA_g, dA_n = dag.reshape(T * B, GG), dan.reshape(T * B, H)
@@ -206,7 +248,8 @@ class TwoStageBackend:
             gemm(X, dA_g, gW[:, :GG], ta=True)
             gemm(dA_g, W[:, :GG], dx, accumulate=True, tb=True)
         if cell.sees_h:
-            gemm(hs[:T].reshape(T * B, H), dA_g, gU[:, :GG], ta=True)
+            hp = mul_cyclic(hs[:T], m_h) if masked else hs[:T]   # what U_g saw
+            gemm(hp.reshape(T * B, H), dA_g, gU[:, :GG], ta=True)
         if cell.has_bias:
             colsum(dA_g, gb[:GG])
         return dx.reshape(T, B, I), dh_next, grads

@@ -31,7 +31,8 @@ from numba import cuda, from_dtype
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
 from ..cells.rru import (rru_hidden_point, rru_hidden_point_backward, rru_update_point,
                          rru_update_point_backward)
-from ._blas import THREADS, block_sum, blocks, colsum, copy, empty, gemm, row_threads, to_device
+from ._blas import (THREADS, block_sum, blocks, colsum, copy, empty, gemm, mul_cyclic,
+                    row_threads, to_device)
 from ._math import ONE, ZERO, compiled_point, sigmoid
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
@@ -47,8 +48,11 @@ def _kernels(dtype):
     nbtype = from_dtype(np.dtype(dtype))
 
     @cuda.jit
-    def rru_forward_step(t, xj, Jh, V, v, s, Z, mask, has_mask, eps, width, ys, hs, q, r, a, c):
-        """xj (T, B, M) = x J_x + j, precomputed; ``width`` is M in the data's dtype."""
+    def rru_forward_step(t, xj, Jh, V, v, s, Z, mask, has_mask, eps, width, ys, hs, q, r, a, c,
+                         m_h, masked, keep, hs_new, zoned):
+        """xj (T, B, M) = x J_x + j, precomputed; ``width`` is M in the data's dtype. The last
+        five: recurrent dropout's mask of the product's h, and zoneout's k_t and the update's
+        own h' (stand-ins when off, as in the Gated loops)."""
         sh = cuda.shared.array(THREADS, nbtype)
         b, i0, di = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         H, M, O = hs.shape[2], q.shape[2], ys.shape[2]
@@ -56,7 +60,7 @@ def _kernels(dtype):
         for k in range(i0, M, di):                    # pre = u J + j, kept in q until r is known
             pre = xj[t, b, k]
             for i in range(H):
-                pre += hs[t, b, i] * Jh[i, k]
+                pre += (hs[t, b, i] * m_h[b, i] if masked else hs[t, b, i]) * Jh[i, k]
             q[t, b, k] = pre
             ss += pre * pre
         rb = ONE / math.sqrt(block_sum(ss, sh) / width + eps)     # RMS, no gain
@@ -74,12 +78,16 @@ def _kernels(dtype):
             if k < H:
                 hs[t + 1, b, k], c[t, b, k] = _rru_update_point(
                     co, v[k], hs[t, b, k], sigmoid(_S_SCALE * s[k]), Z[k])
+                if zoned:                             # keep k of the old state
+                    hs_new[t + 1, b, k] = hs[t + 1, b, k]
+                    hs[t + 1, b, k] = (keep[t, b, k] * hs[t, b, k]
+                                       + (ONE - keep[t, b, k]) * hs_new[t + 1, b, k])
             else:
                 ys[t, b, k - H] = co + v[k]
 
     @cuda.jit
     def rru_backward_step(t, VT, JhT, s, Z, q, r, a, mask, has_mask, width, dys,
-                          dh_next, dh_all, dco, dpre):
+                          dh_next, dh_all, dco, dpre, m_h, masked, keep, hs_new, zoned):
         sh = cuda.shared.array(THREADS, nbtype)
         b, i0, di = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
         T, _, M = q.shape
@@ -87,11 +95,19 @@ def _kernels(dtype):
         for j in range(i0, H, di):                    # h' = h*g + c*Z
             dh = dh_next[b, j]
             if t + 1 < T:                             # through h_{t+1} J_h, the step after
+                through = ZERO
                 for k in range(M):
-                    dh += dpre[t + 1, b, k] * JhT[k, j]
+                    through += dpre[t + 1, b, k] * JhT[k, j]
+                dh += through * m_h[b, j] if masked else through
+            kept = ZERO
+            if zoned:                                 # h' = k h + (1-k) new
+                kept = keep[t, b, j] * dh
+                dh = (ONE - keep[t, b, j]) * dh
             dh_all[t, b, j] = dh                      # h_t feeds only step t+1
             dco[t, b, j], dh_next[b, j] = _rru_update_point_backward(
                 dh, sigmoid(_S_SCALE * s[j]), Z[j])
+            if zoned:
+                dh_next[b, j] += kept
         for k in range(i0, O, di):
             dco[t, b, H + k] = dys[t, b, k]
         cuda.syncthreads()                            # all of dco[t, b] before dco V.T
@@ -135,7 +151,17 @@ def rru_residual_grads(hs, c, dh_all, s, ds, dZ):
         dZ[j] = dz
 
 
-def rru_forward(p, x, h0, training=True, *, dropout, rng):
+def _regularisers(masks, T, B, H, dtype):
+    """The kernels' last five arguments for ``masks`` (None: stand-ins of the same types)."""
+    m_h = None if masks is None else masks.h
+    keep = None if masks is None else masks.keep
+    dummy2, dummy3 = empty((1, 1), dtype), empty((1, 1, 1), dtype)
+    return (dummy2 if m_h is None else to_device(m_h), m_h is not None,
+            dummy3 if keep is None else to_device(keep[0]),
+            dummy3 if keep is None else empty((T + 1, B, H), dtype), keep is not None)
+
+
+def rru_forward(p, x, h0, training=True, *, dropout, rng, masks=None):
     J, V = p["J"], p["V"]
     T, B, I = x.shape
     H, M = h0.shape[1], J.shape[1]
@@ -154,10 +180,11 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng):
     keep = empty((1, 1, 1), x.dtype) if mask is None else mask    # never read without a mask
     forward_step, _ = _kernels(x.dtype)
     threads = row_threads(max(M, H + O))
+    reg = _regularisers(masks, T, B, H, x.dtype)
     for t in range(T):
         forward_step[B, threads](t, xj, J[I:], V, p["v"], p["s"], p["Z"], keep, mask is not None,
-                                 x.dtype.type(EPS), x.dtype.type(M), ys, hs, q, r, a, c)
-    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask}
+                                 x.dtype.type(EPS), x.dtype.type(M), ys, hs, q, r, a, c, *reg)
+    cache = {"x": x, "hs": hs, "q": q, "r": r, "a": a, "c": c, "mask": mask, "regularised": reg}
     return ys, copy(hs[T]), cache
 
 
@@ -175,10 +202,15 @@ def rru_backward(p, cache, dys, dh_T):
     keep = empty((1, 1, 1), x.dtype) if mask is None else mask    # never read without a mask
     _, backward_step = _kernels(x.dtype)
     threads = row_threads(max(M, H + O))
+    reg = cache["regularised"]
+    m_h, masked = reg[:2]
     for t in range(T - 1, -1, -1):
         backward_step[B, threads](t, V.T, JhT, p["s"], p["Z"], q, r, a, keep, mask is not None,
-                                  x.dtype.type(M), dys, dh, dh_all, dco, dpre)
-    gemm(dpre[0], JhT, dh, accumulate=True)           # dh0: through h_0 J_h
+                                  x.dtype.type(M), dys, dh, dh_all, dco, dpre, *reg)
+    if masked:                                        # dh0: through (h_0 ⊙ m_h) J_h
+        mul_cyclic(gemm(dpre[0], JhT), m_h, dh, accumulate=True)
+    else:                                             # dh0: through h_0 J_h
+        gemm(dpre[0], JhT, dh, accumulate=True)
     # parameter gradients: one product each over all T*B rows
     dPre, dCo = dpre.reshape(T * B, M), dco.reshape(T * B, H + O)
     D = a                                             # what V saw
@@ -188,7 +220,8 @@ def rru_backward(p, cache, dys, dh_T):
                                           D.reshape(D.size))
     dJ = empty((I + H, M), x.dtype)                   # u_t = [x_t | h_{t-1}]
     gemm(x.reshape(T * B, I).T, dPre, dJ[:I])
-    gemm(hs[:T].reshape(T * B, H).T, dPre, dJ[I:])
+    hp = mul_cyclic(hs[:T], m_h) if masked else hs[:T]    # what J_h saw
+    gemm(hp.reshape(T * B, H).T, dPre, dJ[I:])
     ds, dZ = empty(H, x.dtype), empty(H, x.dtype)
     rru_residual_grads[blocks(H), THREADS](hs, c, dh_all, p["s"], ds, dZ)
     grads = {
@@ -201,6 +234,8 @@ def rru_backward(p, cache, dys, dh_T):
     }
     return gemm(dPre, J[:I].T).reshape(T, B, I), dh, grads
 
+
+rru_forward.loop_regularisers = True   # its kernels apply recurrent dropout and zoneout
 
 FUNCTIONS = {
     "rru": (rru_forward, rru_backward),
