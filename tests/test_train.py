@@ -1,5 +1,6 @@
 """mg.fit and checkpoints: training, stopping at NaN, atomic saves, exact resumption."""
 
+import functools
 import json
 import os
 
@@ -13,10 +14,10 @@ from minigru.checkpoint import load_checkpoint, save_checkpoint
 T, B, I, H = 6, 8, 2, 8
 
 
-def make(seed=0, variant="gru", dtype=np.float64):
+def make(seed=0, variant="gru", dtype=np.float64, **options):
     """A 2-layer RNN with dropout and a linear head; its optimiser and schedule."""
     model = mg.Model(rnn=mg.RNN(variant, I, H, num_layers=2, dropout=0.2, dtype=dtype,
-                                seed=seed),
+                                seed=seed, **options),
                      head=mg.Linear(H, 1, dtype=dtype, seed=seed + 1))
     opt = optim.Adam(model.params, lr=1e-2)
     return model, opt, optim.StepLR(opt, step_size=2, gamma=0.5)
@@ -116,21 +117,28 @@ def test_progress_bar_on_request_and_quiet_otherwise(capsys):
     assert "toy" in err and "loss=" in err
 
 
-@pytest.mark.parametrize("variant", ["gru", "rru", "ligru"])
-def test_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, variant):
+REGULARISED = {"input_dropout": 0.1, "recurrent_dropout": 0.2, "zoneout": 0.1,
+               "weight_dropout": 0.2}
+
+
+@pytest.mark.parametrize("variant,options", [("gru", {}), ("rru", {}), ("ligru", {}),
+                                             ("lstm", REGULARISED), ("mgu", REGULARISED)])
+def test_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, variant, options):
     """Stop after 2 of 5 epochs, rebuild everything from scratch with other seeds, resume: the
-    losses are identical, bit for bit, to a run that never stopped."""
-    model, opt, sched = make(variant=variant)
+    losses are identical, bit for bit, to a run that never stopped (with the regularisers too:
+    their masks come from the RNN's generator, which the checkpoint holds)."""
+    make_ = functools.partial(make, **options)
+    model, opt, sched = make_(variant=variant)
     rng = np.random.default_rng(0)
     whole = mg.fit(model, step_fn(model), shuffled(rng), opt, epochs=5, scheduler=sched,
                    rng=rng, checkpoint=tmp_path / "a.npz", progress=False)
 
-    model, opt, sched = make(variant=variant)
+    model, opt, sched = make_(variant=variant)
     rng = np.random.default_rng(0)
     mg.fit(model, step_fn(model), shuffled(rng), opt, epochs=2, scheduler=sched, rng=rng,
            checkpoint=tmp_path / "b.npz", progress=False)
 
-    model, opt, sched = make(seed=7, variant=variant)        # a fresh process, in effect
+    model, opt, sched = make_(seed=7, variant=variant)       # a fresh process, in effect
     rng = np.random.default_rng(123)
     resumed = mg.fit(model, step_fn(model), shuffled(rng), opt, epochs=5, scheduler=sched,
                      rng=rng, checkpoint=tmp_path / "b.npz", resume=True, progress=False)
