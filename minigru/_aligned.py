@@ -47,3 +47,25 @@ def aligned_copies(arrays):
         np.copyto(copy, a)
         copies.append(copy)
     return copies
+
+
+# NumPy asks the kernel for huge pages (2 MB) for an allocation of 4 MB or more.
+HUGE_PAGE_BYTES = 4 << 20
+
+
+def huge_arrays(dtype, *shapes):
+    """Uninitialised C-contiguous arrays of these shapes in one allocation of at least
+    ``HUGE_PAGE_BYTES`` when they come to 1 MB or more (so a few page faults, not one per 4 KB
+    page, for memory that is new on every call: a forward's zoneout masks, say), else separate
+    arrays from malloc's heap."""
+    dtype = np.dtype(dtype)
+    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    total = sum(sizes)
+    if total * dtype.itemsize < 1 << 20:
+        return [np.empty(s, dtype) for s in shapes]
+    flat = np.empty(max(total, -(-HUGE_PAGE_BYTES // dtype.itemsize)), dtype)
+    arrays, start = [], 0
+    for shape, size in zip(shapes, sizes):
+        arrays.append(flat[start:start + size].reshape(shape))
+        start += size
+    return arrays

@@ -29,11 +29,11 @@ Where each acts:
 from dataclasses import dataclass
 from typing import Optional
 
-import math
 
 import numpy as np
 
 from . import _check
+from ._aligned import huge_arrays
 
 OPTIONS = ("input_dropout", "recurrent_dropout", "zoneout", "weight_dropout")
 DEFAULTS = {"input_dropout": 0.0, "recurrent_dropout": 0.0, "zoneout": 0.0,
@@ -101,17 +101,32 @@ def _bernoulli_keep(rng, rate, shape, dtype):
     return ((rng.random(shape) >= rate) / (1.0 - rate)).astype(dtype)
 
 
-def _bernoulli(rng, rate, shape, dtype):
-    """k ~ Bernoulli(rate) as 0 and 1 of ``dtype``, from 16 random bits per entry: k = 1 where
-    the bits, read as an integer u in [0, 65536), reach 65536 − round(65536 · rate). The rate is
-    so resolved to 1/65536 (7.6e-6 at worst). Zoneout draws one k per step, row and unit, so
-    this is on the hot path: four entries from each 64 raw bits of the generator take 0.6 ms
-    for the medium size, where ``(rng.random(shape) < rate).astype(dtype)`` takes 3.3 ms (on
-    the medium rnn, 26% of its training step against 7%). The same bits whatever the dtype, so
-    a float32 run and its float64 check see the same masks."""
-    n = math.prod(shape)
-    bits = rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n].reshape(shape)
-    return (bits >= 65536 - round(65536 * rate)).astype(dtype)
+RAW_CHUNK = 1 << 14      # raw 64-bit words drawn at a time: 128 KB, reused from malloc's heap
+
+
+def _bernoulli(rng, rate, shapes, dtype):
+    """k ~ Bernoulli(rate) as 0 and 1 of ``dtype``, one array per shape, from 16 random bits per
+    entry: k = 1 where the bits, read as an integer u in [0, 65536), reach 65536 − round(65536 ·
+    rate). The rate is so resolved to 1/65536 (7.6e-6 at worst). Zoneout draws one k per
+    step, row and unit, so this is on the hot path:
+
+    - four entries from each 64 raw bits of the generator, compared straight into the result:
+      0.6 ms for the medium size, where ``(rng.random(shape) < rate).astype(dtype)`` takes 3.3;
+    - the raw bits in chunks of ``RAW_CHUNK`` words (the same bits as one draw), and the results
+      in one block of at least ``HUGE_PAGE_BYTES``: fresh arrays of a few MB per forward cost
+      the medium rnn 1,600 page faults a step, a third of zoneout's cost there.
+
+    The same bits whatever the dtype, so a float32 run and its float64 check see the same
+    masks."""
+    threshold = 65536 - round(65536 * rate)
+    out = huge_arrays(dtype, *shapes)
+    for k in out:
+        flat = k.reshape(-1)
+        for i in range(0, flat.size, 4 * RAW_CHUNK):
+            n = min(4 * RAW_CHUNK, flat.size - i)
+            bits = rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n]
+            np.greater_equal(bits, threshold, out=flat[i:i + n], casting="unsafe")
+    return out
 
 
 def draw(variant, options, rng, T, B, I, H, p, training, dtype):
@@ -127,7 +142,7 @@ def draw(variant, options, rng, T, B, I, H, p, training, dtype):
     return Masks(
         x=_bernoulli_keep(rng, p_x, (B, I), dtype) if p_x else None,
         h=_bernoulli_keep(rng, p_h, (B, H), dtype) if p_h else None,
-        keep=(tuple(_bernoulli(rng, z, (T, B, H), dtype) for z in p_z)
+        keep=(tuple(k for z in p_z for k in _bernoulli(rng, z, [(T, B, H)], dtype))
               if any(p_z) else None),
         weights=({w: _bernoulli_keep(rng, p_w, (H, p[w].shape[1]), dtype)
                   for w in variant.layout.recurrent} if p_w else None))

@@ -136,8 +136,9 @@ def test_scratch_buffers_are_reused_and_released():
     assert "pool" not in _local.__dict__
 
 
-def test_one_block_shares_an_allocation_only_from_the_huge_page_size_on():
-    from minigru.numba._scratch import HUGE_PAGE_BYTES, one_block
+def test_one_block_shares_an_allocation_of_huge_pages_from_a_megabyte_on():
+    from minigru._aligned import HUGE_PAGE_BYTES
+    from minigru.numba._scratch import one_block
     n = HUGE_PAGE_BYTES // 8                          # float32: two arrays of half the size
     a, b = one_block(np.float32, (n,), (2, n // 2))
     assert a.base is b.base and a.base.nbytes == HUGE_PAGE_BYTES
@@ -145,8 +146,10 @@ def test_one_block_shares_an_allocation_only_from_the_huge_page_size_on():
     a[:] = 1
     b[:] = 2                                          # no overlap
     assert (a == 1).all() and (b == 2).all()
-    c, d = one_block(np.float32, (n,), (n // 2,))    # under the size: separate arrays
-    assert c.base is None and d.base is None
+    c, d = one_block(np.float32, (n // 2,), (n // 4,))   # 1.5 MB: one block, padded to 4 MB
+    assert c.base is d.base and c.base.nbytes == HUGE_PAGE_BYTES
+    e, f = one_block(np.float32, (1000,), (500,))    # under a megabyte: separate arrays
+    assert e.base is None and f.base is None
 
 
 @pytest.mark.parametrize("rows", [1, 3, 4, 6, BLAS_MIN_ROWS + 1])   # row, 4-row loop, BLAS

@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .._aligned import huge_arrays
 from ..cells._gated_structure import EPS, require_batch_statistics
 from ._glue import Entries, cell_function, compiled_cell
 from ._math import ONE, column_sums, input_projection, kernel, matmul, matmul_acc
@@ -464,7 +465,7 @@ class GatedBackend:
         for s, s0 in zip(S, states0):
             s[0] = s0
         uhat, u_inv_std = arrays[-2:] if plan.h_norm else (d3, d3)
-        new = None if keep is None else tuple(np.empty((T + 1, B, H), dtype) for _ in S)
+        new = None if keep is None else tuple(huge_arrays(dtype, *[(T + 1, B, H)] * len(S)))
         self.call(forward_loop, (dtype.char, m_h is None, keep is None), self.compiled, xw,
                   p["b"] if plan.loop_bias else d1, p["U"] if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, p["c"] if plan.c else d1, dtype.type(EPS),

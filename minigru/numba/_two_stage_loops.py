@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .._aligned import huge_arrays
 from ._gated_loops import _dummies_of, _writable
 from ._glue import Entries, cell_function, compiled_cell
 from ._math import (ONE, column_sums, input_projection, kernel, matmul, matmul_acc,
@@ -268,8 +269,9 @@ class TwoStageBackend:
         xn = input_projection(x, np.ascontiguousarray(Wn), scratch("xn", (T, B, H), dtype))
         hs, n, *gates = one_block(dtype, (T + 1, B, H), *[(T, B, H)] * (1 + cell.Gg))
         hs[0] = h0
-        hp = None if m_h is None else np.empty((T + 1, B, H), dtype)    # h ⊙ m_h
-        hs_new = None if keep is None else np.empty((T + 1, B, H), dtype)   # the point's h'
+        extra = huge_arrays(dtype, *[(T + 1, B, H)] * ((m_h is not None) + (keep is not None)))
+        hp = None if m_h is None else extra.pop(0)    # h ⊙ m_h, what the products see
+        hs_new = None if keep is None else extra.pop(0)   # the point's h'
         self.call(forward_loop, (dtype.char, m_h is None, keep is None), self.compiled, ag, xn,
                   np.ascontiguousarray(bn), np.ascontiguousarray(Ug) if Ug is not None else d2,
                   np.ascontiguousarray(Un), hs, tuple(gates), n, m_h, hp,

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from .._aligned import huge_arrays
 from ..cells._point import sigmoid as np_sigmoid
 from ..cells.rru import (EPS, S_SCALE, _dropout_mask, rru_gradients, rru_hidden_point,
                          rru_hidden_point_backward, rru_update_point, rru_update_point_backward)
@@ -163,7 +164,7 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng, masks=None):
                                (T, B, H))                             # the cache
     hs[0] = h0
     m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
-    hs_new = None if keep is None else np.empty((T + 1, B, H), x.dtype)   # the update's h'
+    hs_new = None if keep is None else huge_arrays(x.dtype, (T + 1, B, H))[0]   # the update's h'
     rru_forward_loop(xj, p["j"], np.ascontiguousarray(Jh), np.ascontiguousarray(V), v, g, Z,
                      _dummy(x.dtype) if mask is None else mask, mask is not None,
                      x.dtype.type(EPS), ys, hs, q, r, a, c, m_h,
