@@ -7,6 +7,8 @@ the code"). ``Cell.init`` makes its parameters with ``aligned_copy``; the
 optimisers and ``load_state_dict`` write into them in place, so they stay aligned.
 """
 
+import math
+
 import numpy as np
 
 ALIGNMENT = 64
@@ -59,7 +61,7 @@ def huge_arrays(dtype, *shapes):
     page, for memory that is new on every call: a forward's zoneout masks, say), else separate
     arrays from malloc's heap."""
     dtype = np.dtype(dtype)
-    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]           # (np.prod: 4 µs a shape, on the hot path)
     total = sum(sizes)
     if total * dtype.itemsize < 1 << 20:
         return [np.empty(s, dtype) for s in shapes]
