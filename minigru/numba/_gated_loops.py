@@ -90,9 +90,9 @@ def forward_loop(cell, xw, bias, U, g_h, c, eps, vecs, S, saves, uhat, u_inv_std
                 s, s_new, kk = S[k], S_new[k], keep[k]   # per step: per row, their reference
                 for b in range(B):                    # counting cost more than the mixing)
                     for j in range(H):
-                        s_new[t + 1, b, j] = s[t + 1, b, j]
-                        s[t + 1, b, j] = (kk[t, b, j] * s[t, b, j]
-                                          + (ONE - kk[t, b, j]) * s_new[t + 1, b, j])
+                        n = s[t + 1, b, j]
+                        s_new[t + 1, b, j] = n
+                        s[t + 1, b, j] = kk[t, b, j] * s[t, b, j] + (ONE - kk[t, b, j]) * n
 
 
 @kernel
