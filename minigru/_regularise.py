@@ -68,10 +68,15 @@ class LoopMasks:
     keep: Optional[tuple]
 
 
+def components(variant):
+    """How many state components the variant has (lstm's h and c: 2), one zoneout rate each."""
+    return 2 if variant.lstm_state else 1
+
+
 def check(variant, key, value):
     """The option's value, checked against the variant: a rate in [0, 1) (zoneout: [0, 1], or
     one per state component)."""
-    n_state = 2 if variant.lstm_state else 1
+    n_state = components(variant)
     if key == "zoneout":
         values = value if isinstance(value, tuple) else (value,) * n_state
         if len(values) != n_state:
@@ -131,7 +136,7 @@ def _bernoulli(rng, rate, shapes, dtype):
 
 def draw(variant, options, rng, T, B, I, H, p, training, dtype):
     """The ``Masks`` of one forward, or None when no regulariser acts on it."""
-    n_state = 2 if variant.lstm_state else 1
+    n_state = components(variant)
     p_x, p_h, p_z, p_w = rates(options, n_state)
     if not training:
         if not any(p_z):

@@ -56,7 +56,7 @@ class Cell:
         if self.variant.bias_params:
             self.options["bias"] = True
         self._rng = np.random.default_rng()           # dropout and zoneout masks (seed=)
-        self._n_state = 2 if self.variant.lstm_state else 1
+        self._n_state = _regularise.components(self.variant)
         self.buffers = None
         self._checked = None                          # (signature of p, its sizes and dtype)
         self._zero_biases = None                      # bias=False: ((dtype, sizes), zeros)

@@ -147,6 +147,22 @@ def mul_cyclic(a, m, out=None, *, accumulate=False):
     return out
 
 
+def loop_masks(masks, n, T, B, H, dtype):
+    """The loop regularisers' kernel arguments for ``masks`` (``_regularise.LoopMasks`` or
+    None) and ``n`` state components: ``m_h, masked, keep, S_new, zoned``, recurrent dropout's
+    mask on the device and whether it is on, zoneout's k_t per component, arrays for the
+    states the points make, and whether it is on; stand-ins of the same types when off, so
+    one compiled kernel serves both."""
+    m_h = None if masks is None else masks.h
+    keep = None if masks is None else masks.keep
+    dummy2, dummy3 = empty((1, 1), dtype), empty((1, 1, 1), dtype)
+    return (dummy2 if m_h is None else to_device(m_h), m_h is not None,
+            (dummy3,) * n if keep is None else tuple(to_device(k) for k in keep),
+            (dummy3,) * n if keep is None else tuple(empty((T + 1, B, H), dtype)
+                                                     for _ in range(n)),
+            keep is not None)
+
+
 def copy(a):
     """A new contiguous device array with the contents of the device array ``a``."""
     out = empty(a.shape, a.dtype)

@@ -38,8 +38,8 @@ from types import SimpleNamespace
 from numba import cuda
 
 from ..cells._gated_structure import EPS, require_batch_statistics
-from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows, mul_cyclic,
-                    row_threads)
+from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows, loop_masks,
+                    mul_cyclic, row_threads)
 from ._blas import time_loop, to_device
 from ._math import ONE, ZERO, compiled_point
 from ._norms import (ROW_THREADS, affine_columns, batch_normalize, batch_normalize_backward,
@@ -398,18 +398,6 @@ class GatedBackend:
     # ------------------------------------------------------------------ forward, backward
     loop_regularisers = True          # its kernels apply recurrent dropout and zoneout (masks=)
 
-    def _regularisers(self, masks, T, B, H, dtype):
-        """The kernels' last five arguments (``loops``) for ``masks`` (None: stand-ins)."""
-        n = len(self.cell.state)
-        dummy2, dummy3 = empty((1, 1), dtype), empty((1, 1, 1), dtype)
-        m_h = None if masks is None else masks.h
-        keep = None if masks is None else masks.keep
-        return (dummy2 if m_h is None else to_device(m_h), m_h is not None,
-                (dummy3,) * n if keep is None else tuple(to_device(k) for k in keep),
-                (dummy3,) * n if keep is None else tuple(empty((T + 1, B, H), dtype)
-                                                         for _ in range(n)),
-                keep is not None)
-
     def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None,
                 masks=None):
         cell, k = self.cell, self.kernels
@@ -426,7 +414,7 @@ class GatedBackend:
         none = empty(1, dtype)                        # for a bias the cell does not have
         bias = p["b"] if cell.x_norm is None and cell.bias_blocks else none
         c = p["c"] if cell.h_bias_blocks else none
-        reg = self._regularisers(masks, T, B, H, dtype)
+        reg = loop_masks(masks, len(cell.state), T, B, H, dtype)
         args = (xw, bias, c, tuple(p[n] for n in cell.unit_params), S, saves)
         if not cell.Gh:
             grid, threads = grid_rows(B, H)

@@ -30,7 +30,7 @@ from types import SimpleNamespace
 
 from numba import cuda
 
-from ._blas import colsum, copy, empty, gemm, grid_rows, mul_cyclic, to_device
+from ._blas import colsum, copy, empty, gemm, grid_rows, loop_masks, mul_cyclic
 from ._gated_loops import dot, dot_h, zone_mix
 from ._math import ONE, ZERO, compiled_point
 
@@ -160,16 +160,6 @@ def glue_source(cell):
 
 # ============================================================================ the calls
 
-def _regularisers(masks, T, B, H, dtype):
-    """The kernels' last five arguments for ``masks`` (None: stand-ins of the same types)."""
-    m_h = None if masks is None else masks.h
-    keep = None if masks is None else masks.keep
-    dummy2, dummy3 = empty((1, 1), dtype), empty((1, 1, 1), dtype)
-    return (dummy2 if m_h is None else to_device(m_h), m_h is not None,
-            (dummy3,) if keep is None else (to_device(keep[0]),),
-            dummy3 if keep is None else empty((T + 1, B, H), dtype), keep is not None)
-
-
 class TwoStageBackend:
     """The cuda forward and backward of one ``TwoStage`` cell (device arrays in and out)."""
 
@@ -196,7 +186,8 @@ class TwoStageBackend:
         n = empty((T, B, H), x.dtype)
         gates = tuple(empty((T, B, H), x.dtype) for _ in cell.gates)
         grid, threads = grid_rows(B, H)
-        reg = _regularisers(masks, T, B, H, x.dtype)
+        m_h, masked, keep, (hs_new,), zoned = loop_masks(masks, 1, T, B, H, x.dtype)
+        reg = (m_h, masked, keep, hs_new, zoned)      # (one component: keep a 1-tuple)
         if not cell.sees_h:                           # the gates of every step at once
             for t0 in range(0, T, MAX_GRID_Z):
                 k.gate_step[grid + (min(MAX_GRID_Z, T - t0),), threads](

@@ -31,8 +31,8 @@ from numba import cuda, from_dtype
 from ..cells.rru import EPS, S_SCALE, _dropout_mask
 from ..cells.rru import (rru_hidden_point, rru_hidden_point_backward, rru_update_point,
                          rru_update_point_backward)
-from ._blas import (THREADS, block_sum, blocks, colsum, copy, empty, gemm, mul_cyclic,
-                    row_threads, to_device)
+from ._blas import (THREADS, block_sum, blocks, colsum, copy, empty, gemm, loop_masks,
+                    mul_cyclic, row_threads, to_device)
 from ._math import ONE, ZERO, compiled_point, sigmoid
 
 _S_SCALE = np.float32(S_SCALE)    # exact in float32, so one constant serves both dtypes
@@ -151,16 +151,6 @@ def rru_residual_grads(hs, c, dh_all, s, ds, dZ):
         dZ[j] = dz
 
 
-def _regularisers(masks, T, B, H, dtype):
-    """The kernels' last five arguments for ``masks`` (None: stand-ins of the same types)."""
-    m_h = None if masks is None else masks.h
-    keep = None if masks is None else masks.keep
-    dummy2, dummy3 = empty((1, 1), dtype), empty((1, 1, 1), dtype)
-    return (dummy2 if m_h is None else to_device(m_h), m_h is not None,
-            dummy3 if keep is None else to_device(keep[0]),
-            dummy3 if keep is None else empty((T + 1, B, H), dtype), keep is not None)
-
-
 def rru_forward(p, x, h0, training=True, *, dropout, rng, masks=None):
     J, V = p["J"], p["V"]
     T, B, I = x.shape
@@ -180,7 +170,8 @@ def rru_forward(p, x, h0, training=True, *, dropout, rng, masks=None):
     keep = empty((1, 1, 1), x.dtype) if mask is None else mask    # never read without a mask
     forward_step, _ = _kernels(x.dtype)
     threads = row_threads(max(M, H + O))
-    reg = _regularisers(masks, T, B, H, x.dtype)
+    m_h, masked, (keep_h,), (hs_new,), zoned = loop_masks(masks, 1, T, B, H, x.dtype)
+    reg = (m_h, masked, keep_h, hs_new, zoned)
     for t in range(T):
         forward_step[B, threads](t, xj, J[I:], V, p["v"], p["s"], p["Z"], keep, mask is not None,
                                  x.dtype.type(EPS), x.dtype.type(M), ys, hs, q, r, a, c, *reg)
