@@ -46,26 +46,29 @@ class Masks:
 
     ``x`` (B, I) and ``h`` (B, H) are already scaled by ``1/(1−p)``; ``keep`` holds, per state
     component, k_t (T, B, H): 1 where the old value is kept; ``weights`` maps each recurrent
-    matrix to the mask of its last H rows, scaled."""
+    matrix to the mask of its last H rows, scaled. ``binary``: keep's entries are 0 or 1 (drawn,
+    in training), not evaluation's share p."""
     x: Optional[np.ndarray] = None
     h: Optional[np.ndarray] = None
     keep: Optional[tuple] = None
     weights: Optional[dict] = None
+    binary: bool = True
 
     @property
     def in_loop(self):
         """The part the loops apply (recurrent dropout, zoneout), or None if neither is on."""
         if self.h is None and self.keep is None:
             return None
-        return LoopMasks(self.h, self.keep)
+        return LoopMasks(self.h, self.keep, self.binary)
 
 
 @dataclass(frozen=True)
 class LoopMasks:
     """What a structure's loop applies: ``h`` the (B, H) mask of the products' h (or None),
-    ``keep`` zoneout's k_t per state component (or None)."""
+    ``keep`` zoneout's k_t per state component (or None), ``binary`` as ``Masks``'."""
     h: Optional[np.ndarray]
     keep: Optional[tuple]
+    binary: bool = True
 
 
 def components(variant):
@@ -106,31 +109,18 @@ def _bernoulli_keep(rng, rate, shape, dtype):
     return ((rng.random(shape) >= rate) / (1.0 - rate)).astype(dtype)
 
 
-RAW_CHUNK = 1 << 14      # raw 64-bit words drawn at a time: 128 KB, reused from malloc's heap
-
-
 def _bernoulli(rng, rate, shapes, dtype):
-    """k ~ Bernoulli(rate) as 0 and 1 of ``dtype``, one array per shape, from 16 random bits per
-    entry: k = 1 where the bits, read as an integer u in [0, 65536), reach 65536 − round(65536 ·
-    rate). The rate is so resolved to 1/65536 (7.6e-6 at worst). Zoneout draws one k per
-    step, row and unit, so this is on the hot path:
-
-    - four entries from each 64 raw bits of the generator, compared straight into the result:
-      0.6 ms for the medium size, where ``(rng.random(shape) < rate).astype(dtype)`` takes 3.3;
-    - the raw bits in chunks of ``RAW_CHUNK`` words (the same bits as one draw), and the results
-      in one block of at least ``HUGE_PAGE_BYTES``: fresh arrays of a few MB per forward cost
-      the medium rnn 1,600 page faults a step, a third of zoneout's cost there.
-
-    The same bits whatever the dtype, so a float32 run and its float64 check see the same
-    masks."""
-    threshold = 65536 - round(65536 * rate)
+    """k ~ Bernoulli(rate) as 0 and 1 of ``dtype``, one array per shape, each from a seed of 64
+    bits drawn from ``rng``: 16 bits of a counter-based stream per entry (``_bits.py``; the rate
+    is so resolved to 1/65536, 7.6e-6 at worst). Zoneout draws one k per step, row and unit, so
+    this is on the hot path: compiled, and the results in one block of at least
+    ``HUGE_PAGE_BYTES`` (fresh arrays of a few MB per forward cost the medium rnn 1,600 page
+    faults a step). The same bits whatever the dtype, so a float32 run and its float64 check see
+    the same masks."""
+    from ._bits import bernoulli_fill, threshold
     out = huge_arrays(dtype, *shapes)
     for k in out:
-        flat = k.reshape(-1)
-        for i in range(0, flat.size, 4 * RAW_CHUNK):
-            n = min(4 * RAW_CHUNK, flat.size - i)
-            bits = rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n]
-            np.greater_equal(bits, threshold, out=flat[i:i + n], casting="unsafe")
+        bernoulli_fill(np.uint64(rng.bit_generator.random_raw()), threshold(rate), k.reshape(-1))
     return out
 
 
@@ -141,7 +131,7 @@ def draw(variant, options, rng, T, B, I, H, p, training, dtype):
     if not training:
         if not any(p_z):
             return None
-        return Masks(keep=tuple(np.full((T, B, H), z, dtype) for z in p_z))
+        return Masks(keep=tuple(np.full((T, B, H), z, dtype) for z in p_z), binary=False)
     if not (p_x or p_h or any(p_z) or p_w):
         return None
     return Masks(

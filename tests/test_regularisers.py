@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minigru as mg
-from minigru.cells import ONE, Gated, get_variant
+from minigru.cells import ONE, Gated, exp, get_variant, log, sigmoid
 
 ALL = {"input_dropout": 0.2, "recurrent_dropout": 0.3, "zoneout": 0.25, "weight_dropout": 0.3}
 
@@ -127,6 +127,27 @@ def test_zoneout_per_component_and_its_masks():
         mg.cell("gru", zoneout=(0.1, 0.2))
 
 
+@pytest.mark.parametrize("n", [1, 4, 7, 4099])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_zoneout_stream_is_its_numpy_text(n, dtype):
+    from minigru._bits import bernoulli_fill, bernoulli_reference, threshold
+    for seed in (0, 2**64 - 1, 0x0123456789ABCDEF):
+        for rate in (0.0, 1 / 65536, 0.1, 0.5, 1.0):
+            out = np.full(n, 7, dtype)
+            bernoulli_fill(np.uint64(seed), threshold(rate), out)
+            np.testing.assert_array_equal(out, bernoulli_reference(seed, threshold(rate), n,
+                                                                   dtype))
+            if rate in (0.0, 1.0):
+                assert (out == rate).all()
+    # SplitMix64's first two outputs from seed 0 (its published test values), so the NumPy text
+    # is the generator it says it is: entry 4w + l is lane l (bits 16 l to 16 l + 15) of word w
+    lanes = [(word >> (16 * lane)) & 0xFFFF
+             for word in (0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4) for lane in range(4)]
+    for i, lane in enumerate(lanes):
+        assert bernoulli_reference(0, lane, 8, np.float64)[i] == 1.0
+        assert bernoulli_reference(0, lane + 1, 8, np.float64)[i] == 0.0
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_evaluation_zoneout_in_step_equals_the_forward(backend):
     """Through the checked step and the streaming fast path (the same arrays again)."""
@@ -158,6 +179,46 @@ LINEAR = Gated(name="linear_test_cell", paper="(a test)", equations="h'=xW+hU+b"
                point_backward=_linear_point_backward)
 if LINEAR.name not in mg.cells.REGISTRY:
     mg.cells.register(LINEAR)
+
+
+# A cell whose backward reads the new state it is shown, and is not finite at states outside
+# (0, 1): h' = σ(x W + h U + b), σ' written as exp(log h' + log(1 − h')). A point kept by
+# zoneout (k = 1) is shown the old state, which the test makes negative.
+def _logistic_point(a, u, h):
+    return sigmoid(a + u)
+
+
+def _logistic_point_backward(dh, h, h_new):
+    return dh * exp(log(h_new) + log(ONE - h_new)), dh * (ONE - ONE)
+
+
+LOGISTIC = Gated(name="logistic_test_cell", paper="(a test)", equations="h'=σ(xW+hU+b)",
+                 x_blocks=("h",), h_blocks=("h",), summed=("h",), point=_logistic_point,
+                 point_backward=_logistic_point_backward)
+if LOGISTIC.name not in mg.cells.REGISTRY:
+    mg.cells.register(LOGISTIC)
+
+
+def test_zoneout_differentiates_each_point_at_the_state_it_made():
+    """The compiled loop keeps no new states for a one-component cell in training (where k = 0
+    the mixed state is the new one; where k = 1 the point's results are zero, selected): exact
+    even for a backward that is not finite at the old state it would otherwise be shown."""
+    from minigru.numba._gated_loops import reads_new_state
+    from minigru.cells.elman import RNN
+    from minigru.cells.lstm import LSTM
+    assert reads_new_state(LOGISTIC) and reads_new_state(RNN) and not reads_new_state(LSTM)
+    p, x, _ = problem(LOGISTIC.name, T=8, B=4, H=6)
+    h0 = -np.ones((4, 6))                             # outside (0, 1): log(h0) is NaN
+    results = []
+    for backend in ("numpy", "numba"):
+        cell = mg.cell(LOGISTIC.name, backend, zoneout=0.5)
+        ys, _, cache = cell.forward(p, x, h0, rng=np.random.default_rng(3))
+        assert (cache["masks"].keep[0][0] == 1).any()
+        results.append((ys, cell.backward(p, cache, np.ones_like(ys))))
+    (ys0, (dx0, dh0, g0)), (ys1, (dx1, dh1, g1)) = results
+    for a, b in [(ys1, ys0), (dx1, dx0), (dh1, dh0)] + [(g1[k], g0[k]) for k in g0]:
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("key,T", [("input_dropout", 1), ("recurrent_dropout", 1),

@@ -31,7 +31,7 @@ import numpy as np
 from .._aligned import huge_arrays
 from ..cells._gated_structure import EPS, require_batch_statistics
 from ._glue import Entries, cell_function, compiled_cell
-from ._math import ONE, column_sums, input_projection, kernel, matmul, matmul_acc
+from ._math import column_sums, input_projection, kernel, matmul, matmul_acc
 from ._norms import (batch_norm_columns, batch_norm_columns_backward, layer_norm_row,
                      layer_norm_row_backward, layer_norm_rows, layer_norm_rows_backward)
 from ._scratch import one_block, scratch
@@ -39,8 +39,14 @@ from ._scratch import one_block, scratch
 forward_row = cell_function("forward_row", "H, out, xw, bias, u, c, vecs, S, saves, t, b")
 backward_row = cell_function("backward_row",
                              "H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b")
+forward_row_zoneout = cell_function(
+    "forward_row_zoneout", "H, out, xw, bias, u, c, vecs, S, saves, keep, S_new, t, b")
+forward_row_zoneout_mixed = cell_function(
+    "forward_row_zoneout_mixed", "H, out, xw, bias, u, c, vecs, S, saves, keep, t, b")
 backward_row_zoneout = cell_function(
-    "backward_row_zoneout", "H, out, dnew, d_next, S, S_new, saves, vecs, da, du, dvecs, t, b")
+    "backward_row_zoneout", "H, out, dys, d_next, S, S_new, saves, vecs, keep, da, du, dvecs, t, b")
+backward_row_zoneout_mixed = cell_function(
+    "backward_row_zoneout_mixed", "H, out, dys, d_next, S, saves, vecs, keep, da, du, dvecs, t, b")
 step_row = cell_function("step_row", "H, xw, bias, u, c, vecs, S, S_new, b")
 step_shapes_ok = cell_function("step_shapes_ok", "H, x, W, bias, U, c, vecs, norms, S, S_new")
 step_x_norm = cell_function("step_x_norm", "xw, norms, eps")
@@ -61,9 +67,10 @@ def forward_loop(cell, xw, bias, U, g_h, c, eps, vecs, S, saves, uhat, u_inv_std
     The biases ``bias`` of x W and ``c`` of h U are added in the row bodies, as they read.
 
     ``m_h`` (B, H): recurrent dropout's mask, the product then formed from h ⊙ m_h. ``keep``
-    (per state component, (T, B, H)): zoneout's k_t; the point's new state then goes to
-    ``S_new`` and S gets k ⊙ old + (1 − k) ⊙ new. Either is None when off: Numba drops the
-    branches of an argument that is None before it compiles, so the plain loop is unchanged."""
+    (per state component, (T, B, H)): zoneout's k_t; S gets k ⊙ old + (1 − k) ⊙ new, and the
+    point's new state goes to ``S_new``, unless that is None (one component, k drawn 0 or 1:
+    ``zoneout_source``). Each is None when off: Numba drops the branches of an argument that
+    is None before it compiles, so the plain loop is unchanged."""
     T, B, _ = xw.shape
     H = S[0].shape[2]
     hu = np.empty((B, U.shape[1]), xw.dtype)          # h U, one step
@@ -84,15 +91,14 @@ def forward_loop(cell, xw, bias, U, g_h, c, eps, vecs, S, saves, uhat, u_inv_std
                 u_inv_std[t, b, 0] = layer_norm_row(hu[b], uhat[t, b], eps)
                 for k in range(u.shape[1]):
                     u[b, k] = g_h[k] * uhat[t, b, k]
-            forward_row(cell, H, out, xw, bias, u, c, vecs, S, saves, t, b)
-        if keep is not None:                          # zoneout: keep k of the old state
-            for k in range(len(S)):                   # (a component out of the tuples once
-                s, s_new, kk = S[k], S_new[k], keep[k]   # per step: per row, their reference
-                for b in range(B):                    # counting cost more than the mixing)
-                    for j in range(H):
-                        n = s[t + 1, b, j]
-                        s_new[t + 1, b, j] = n
-                        s[t + 1, b, j] = kk[t, b, j] * s[t, b, j] + (ONE - kk[t, b, j]) * n
+            if keep is None:
+                forward_row(cell, H, out, xw, bias, u, c, vecs, S, saves, t, b)
+            elif S_new is None:                       # zoneout: keep k of the old state
+                forward_row_zoneout_mixed(cell, H, out, xw, bias, u, c, vecs, S, saves, keep,
+                                          t, b)
+            else:
+                forward_row_zoneout(cell, H, out, xw, bias, u, c, vecs, S, saves, keep, S_new,
+                                    t, b)
 
 
 @kernel
@@ -100,40 +106,26 @@ def backward_loop(cell, UT, g_h, S, saves, vecs, dys, d_next, da, du, dhu, dvecs
                   u_inv_std, m_h, keep, S_new):
     """Fills da = dL/d(x-side a), du = dL/du (u after its norm), dhu = dL/d(h U), dvecs (the
     unit parameters' gradients, summed); d_next ends as dL/d(state_0). ``m_h``, ``keep`` and
-    ``S_new`` as the forward's (None when off)."""
+    ``S_new`` as the forward's (None when off, or not kept)."""
     T, B, _ = da.shape
     H = S[0].shape[2]
     out = np.empty((backward_outputs(cell), H), da.dtype)
     dvhat = np.empty(du.shape[2], da.dtype)           # dL/duhat, one row
-    n_state = len(S)
-    dnew = np.empty((n_state, B, H), da.dtype)        # zoneout: (1-k) of the gradient into s'
-    kept = np.empty((n_state, B, H), da.dtype)        # and k of it, straight to the old s
     dh_u = np.empty((B, H), da.dtype)                 # recurrent dropout: d(h ⊙ m_h), one step
     for t in range(T - 1, -1, -1):
-        if keep is not None:                          # s' = k s + (1-k) new: split dL/ds'
-            for k in range(n_state):
-                dk, kk = d_next[k], keep[k]
-                for b in range(B):
-                    for j in range(H):
-                        g = dk[b, j] + dys[t, b, j] if k == 0 else dk[b, j]
-                        dnew[k, b, j] = (ONE - kk[t, b, j]) * g
-                        kept[k, b, j] = kk[t, b, j] * g
         for b in range(B):
             if keep is None:
                 backward_row(cell, H, out, dys, d_next, S, saves, vecs, da, du, dvecs, t, b)
+            elif S_new is None:                       # s' = k s + (1-k) new: dL/ds' split
+                backward_row_zoneout_mixed(cell, H, out, dys, d_next, S, saves, vecs, keep,
+                                           da, du, dvecs, t, b)
             else:
-                backward_row_zoneout(cell, H, out, dnew, d_next, S, S_new, saves, vecs, da,
-                                     du, dvecs, t, b)
+                backward_row_zoneout(cell, H, out, dys, d_next, S, S_new, saves, vecs, keep,
+                                     da, du, dvecs, t, b)
             if h_norm(cell):                          # u = g_h*uhat + c, uhat = LN(h U)
                 for k in range(du.shape[2]):
                     dvhat[k] = du[t, b, k] * g_h[k]
                 layer_norm_row_backward(dvhat, uhat[t, b], u_inv_std[t, b, 0], dhu[t, b])
-        if keep is not None:
-            for k in range(n_state):
-                dk = d_next[k]
-                for b in range(B):
-                    for j in range(H):
-                        dk[b, j] += kept[k, b, j]
         if has_product(cell):
             if m_h is None:
                 matmul_acc(dhu[t], UT, d_next[0])     # through h U
@@ -224,10 +216,9 @@ def glue_source(cell):
               + [f"saves[{k}][t, b, j]" for k in range(len(cell.saves))] + vec_args)
     direct = ((du_in_da(cell) is not None or not Gh) and not n_vec
               and Gx + n_state <= DIRECT_MAX_BACKWARD)
-    d_outs = ", ".join([f"da[t, b, {g} * H + j]" if direct else f"out[{g}, j]"
-                        for g in range(n_bwd)]
-                       + [f"d_next[{k}][b, j]" if direct else f"out[{n_bwd + k}, j]"
-                          for k in range(n_state)])
+    d_results = [f"da[t, b, {g} * H + j]" if direct else f"out[{g}, j]" for g in range(n_bwd)]
+    d_state = [f"d_next[{k}][b, j]" if direct else f"out[{n_bwd + k}, j]" for k in range(n_state)]
+    d_outs = ", ".join(d_results + d_state)
     du_pairs = ([] if du_in_da(cell) is not None else
                 [(f"du[t, b, {g} * H + j]", f"out[{src}, j]")
                  for g, src in enumerate(du_sources(cell))])
@@ -244,21 +235,119 @@ def glue_source(cell):
                 f"    for j in range(H):\n        {d_outs} = "
                 f"point_backward(\n            " + ",\n            ".join(d_args) + ")\n"
                 + rest)
-    # zoneout's: the gradient into the point's new state is the loop's ``dnew`` (its share
-    # 1 - k), and the new state the point made is ``S_new``'s (not the mixed one in S)
-    z_args = ([f"dnew[{k}, b, j]" for k in range(n_state)] + d_args[n_state:2 * n_state]
-              + [f"S_new[{k}][t + 1, b, j]" for k in range(n_state)] + d_args[3 * n_state:])
-    backward += ("\n\ndef backward_row_zoneout(H, out, dnew, d_next, S, S_new, saves, vecs, da, "
-                 "du, dvecs, t, b):\n"
-                 f"    for j in range(H):\n        {d_outs} = "
-                 f"point_backward(\n            " + ",\n            ".join(z_args) + ")\n"
-                 + rest)
-    constants = (f"def forward_outputs():\n    return {n_fwd}\n\n"
-                 f"def backward_outputs():\n    return {n_bwd + n_state}\n\n"
-                 f"def has_product():\n    return {bool(Gh)}\n\n"
-                 f"def h_norm():\n    return {cell.h_norm == 'layer'}\n\n"
-                 f"def x_norm():\n    return {(None, 'layer', 'batch').index(cell.x_norm)}\n")
-    return "\n\n".join([forward, backward, step, constants])
+    parts = SimpleNamespace(point_call_t=point_call_t, copies=copies, a_args=a_args,
+                            u_args=u_args, vec_args=vec_args, fwd_dst=fwd_dst, d_args=d_args,
+                            d_results=d_results, d_state=d_state, n_bwd=n_bwd, rest=rest)
+    return "\n\n".join([forward, backward, zoneout_source(cell, parts), step,
+                          constants(cell, n_fwd, n_bwd)])
+
+
+def zoneout_source(cell, parts):
+    """The row bodies with zoneout: s' = k s + (1 - k) n, n the point's new state, mixed as the
+    row is made; in the backward g = dL/ds' splits into (1 - k) g, the point's, and k g,
+    straight to the old s (added to what the point gives it).
+
+    The point's backward may need the n it made: ``forward_row_zoneout`` keeps them in
+    ``S_new``. ``..._mixed`` keeps none, where that is exact: when the point's backward does not
+    read them (lstm's), or for one state component with k drawn 0 or 1: where k = 0 the mixed
+    state is n, and where k = 1 the point gets no gradient, so its results there are zero,
+    selected (not computed from the mixed state, which there is not what the point made).
+    ``parts``: the pieces of ``glue_source``'s text that these bodies share with the plain
+    ones."""
+    n_state, n_bwd, d_args = len(cell.state), parts.n_bwd, parts.d_args
+    keeps = [f"keep[{k}][t, b, j]" for k in range(n_state)]
+    mix = [f"S[{k}][t + 1, b, j] = {keeps[k]} * S[{k}][t, b, j] + (ONE - {keeps[k]}) * {{}}"
+           for k in range(n_state)]
+    news = [f"S_new[{k}][t + 1, b, j]" for k in range(n_state)]
+    state_now = [f"S[{k}][t, b, j]" for k in range(n_state)]
+
+    def forward(name, keep_new):
+        head = (f"def {name}(H, out, xw, bias, u, c, vecs, S, saves, keep"
+                f"{', S_new' if keep_new else ''}, t, b):\n")
+        kept = news if keep_new else []
+        # stores straight, as the plain body's, counting each mix as two (it reads the old
+        # state and k too): lstm's seven stores and two mixes straight were twice as slow
+        if len(kept) + 2 * n_state + len(cell.saves) <= DIRECT_MAX_FORWARD:
+            names = [f"n{k}" for k in range(n_state)] + [f"v{k}" for k in range(len(cell.saves))]
+            return (head + f"    for j in range(H):\n        {', '.join(names)} = point(\n"
+                    "            " + ",\n            ".join(
+                        parts.a_args("t, b") + parts.u_args + parts.vec_args + state_now) + ")\n"
+                    + "".join(f"        {dst} = {src}\n" for dst, src in
+                              zip(kept + parts.fwd_dst[n_state:],
+                                  names[:len(kept)] + names[n_state:]))
+                    + "".join(f"        {m.format(f'n{k}')}\n" for k, m in enumerate(mix)))
+        return (head + parts.point_call_t(state_now)
+                + "".join("    for j in range(H):\n"
+                          + (f"        {news[k]} = out[{k}, j]\n" if keep_new else "")
+                          + f"        {m.format(f'out[{k}, j]')}\n" for k, m in enumerate(mix))
+                + parts.copies([(dst, f"out[{n_state + k}, j]")
+                          for k, dst in enumerate(parts.fwd_dst[n_state:])]))
+
+    gs = [f"g{k}" for k in range(n_state)]
+    z_args = ([f"(ONE - {keeps[k]}) * g{k}" for k in range(n_state)]
+              + d_args[n_state:2 * n_state] + news + d_args[3 * n_state:])
+    splits = "".join(f"        {gk} = {a}\n" for gk, a in zip(gs, d_args[:n_state]))
+    backward = ("def backward_row_zoneout(H, out, dys, d_next, S, S_new, saves, vecs, keep, "
+                "da, du, dvecs, t, b):\n    for j in range(H):\n" + splits
+                + f"        {', '.join(parts.d_results + [f'e{k}' for k in range(n_state)])}"
+                f" = point_backward(\n            " + ",\n            ".join(z_args) + ")\n"
+                + "".join(f"        {dst} = e{k} + {keeps[k]} * g{k}\n"
+                          for k, dst in enumerate(parts.d_state))
+                + parts.rest)
+    sources = [forward("forward_row_zoneout", True), forward("forward_row_zoneout_mixed", False),
+               backward]
+    if not reads_new_state(cell):                     # the states shown are not read
+        sources.append(backward.replace("def backward_row_zoneout(H, out, dys, d_next, S, S_new,",
+                                        "def backward_row_zoneout_mixed(H, out, dys, d_next, S,")
+                       .replace("S_new[", "S["))
+    elif n_state == 1:
+        r = [f"r{i}" for i in range(n_bwd)]
+        sources.append(
+            "def backward_row_zoneout_mixed(H, out, dys, d_next, S, saves, vecs, keep, da, du, "
+            "dvecs, t, b):\n    for j in range(H):\n" + splits
+            + f"        {', '.join(r + ['e0'])} = point_backward(\n            "
+            + ",\n            ".join(z_args[:1] + d_args[1:]) + ")\n"
+            + f"        kept = {keeps[0]} == ONE\n"
+            + "".join(f"        {dst} = ZERO if kept else {src}\n"
+                      for dst, src in zip(parts.d_results, r))
+            + f"        {parts.d_state[0]} = {keeps[0]} * g0 + (ZERO if kept else e0)\n"
+            + parts.rest)
+    else:                                             # never called (the forward keeps S_new),
+        sources.append(                              # but typed: Numba prunes only the
+            "def backward_row_zoneout_mixed(H, out, dys, d_next, S, saves, vecs, keep, da, du, "
+            "dvecs, t, b):\n"                        # branches of an argument that is None
+            "    raise NotImplementedError('zoneout of several state components keeps the "
+            "points\\' states')\n")
+    return "\n\n".join(sources)
+
+
+def reads_new_state(cell):
+    """Whether the cell's ``point_backward`` reads the new state it is given (rnn's does:
+    tanh' = 1 − h'²; lstm's reads only its saves). Read off its bytecode: any load of one of
+    those parameters, or a closure over one, counts."""
+    import dis
+    import inspect
+    n_state = len(cell.state)
+    names = set(list(inspect.signature(cell.point_backward).parameters)[2 * n_state:3 * n_state])
+    code = cell.point_backward.__code__
+    if names & set(code.co_cellvars):
+        return True
+    for ins in dis.get_instructions(code):
+        if ins.opname.startswith("LOAD_"):
+            loaded = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+            if names & set(loaded):
+                return True
+    return False
+
+
+def constants(cell, n_fwd, n_bwd):
+    """The glue's constants: what the loops size and branch on."""
+    n_state, Gh = len(cell.state), cell.Gh
+    return (f"def forward_outputs():\n    return {n_fwd}\n\n"
+            f"def backward_outputs():\n    return {n_bwd + n_state}\n\n"
+            f"def has_product():\n    return {bool(Gh)}\n\n"
+            f"def h_norm():\n    return {cell.h_norm == 'layer'}\n\n"
+            f"def x_norm():\n    return {(None, 'layer', 'batch').index(cell.x_norm)}\n")
 
 
 # A row body writes its results straight into their arrays when there are at most this many, and
@@ -389,7 +478,7 @@ class GatedBackend:
             loop_bias=cell.x_norm is None and bool(cell.bias_blocks),
             unit_params=cell.unit_params, saves=cell.saves,
             state_keys=tuple(k + "s" for k in cell.state),
-            du_in_da=du_in_da(cell),
+            du_in_da=du_in_da(cell), reads_new=reads_new_state(cell),
             n_b=len(cell.bias_blocks) if cell.x_norm is None else 0,
             n_summed=len(bias_sources(cell)))
 
@@ -465,15 +554,18 @@ class GatedBackend:
         for s, s0 in zip(S, states0):
             s[0] = s0
         uhat, u_inv_std = arrays[-2:] if plan.h_norm else (d3, d3)
-        new = None if keep is None else tuple(huge_arrays(dtype, *[(T + 1, B, H)] * len(S)))
-        self.call(forward_loop, (dtype.char, m_h is None, keep is None), self.compiled, xw,
+        new = None                                    # the points' states, where zoneout's
+        if keep is not None and plan.reads_new and (n_state > 1 or not masks.binary):
+            new = tuple(huge_arrays(dtype, *[(T + 1, B, H)] * n_state))   # backward needs them
+        self.call(forward_loop, (dtype.char, m_h is None, keep is None, new is None),
+                  self.compiled, xw,
                   p["b"] if plan.loop_bias else d1, p["U"] if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, p["c"] if plan.c else d1, dtype.type(EPS),
                   tuple([p[k] for k in plan.unit_params]), S, saves, uhat, u_inv_std,
                   m_h, keep, new)
         cache["x"] = x
         cache["masks"] = masks
-        if keep is not None:                          # what the points made, for the backward
+        if new is not None:                           # what the points made, for the backward
             cache.update(zip(["new_" + k for k in plan.state_keys], new))
         cache.update(zip(plan.state_keys, S))
         cache.update(zip(plan.saves, saves))
@@ -494,7 +586,8 @@ class GatedBackend:
         saves = tuple([cache[k] for k in plan.saves])
         masks = cache.get("masks")
         m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
-        new = None if keep is None else tuple([cache["new_" + k] for k in plan.state_keys])
+        new = (None if "new_" + plan.state_keys[0] not in cache
+               else tuple([cache["new_" + k] for k in plan.state_keys]))
         d_next = (dstate.copy(),) if plan.n_state == 1 else tuple([d.copy() for d in dstate])
         GH = cell.Gh * H
         da = scratch("da", (T, B, cell.Gx * H), dtype)   # dL/da, a the x side of the point
@@ -507,7 +600,8 @@ class GatedBackend:
         dhu = scratch("dhu", (T, B, GH), dtype) if plan.h_norm else du    # dL/d(h U)
         n_vec = len(plan.unit_params)                    # dvecs: the unit parameters', then
         dvecs = np.zeros((max(n_vec + plan.n_summed, 1), H), dtype)   # b's and c's blocks
-        self.call(backward_loop, (dtype.char, m_h is None, keep is None), self.compiled,
+        self.call(backward_loop, (dtype.char, m_h is None, keep is None, new is None),
+                  self.compiled,
                   np.ascontiguousarray(p["U"].T) if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, S, saves,
                   tuple([p[k] for k in plan.unit_params]), _writable(dys), d_next, da, du, dhu,

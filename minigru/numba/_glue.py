@@ -22,7 +22,7 @@ from numba import types
 from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
 from ..cells._point import fingerprint
-from ._math import ZERO, compiled_point, pointwise
+from ._math import ONE, ZERO, compiled_point, pointwise
 
 _GLUE = {}                   # key -> the namespace of a cell's compiled glue and constants
 
@@ -97,7 +97,7 @@ def compiled_cell(kind, name, source, points):
     if key not in _GLUE:
         from ._norms import batch_norm_running, layer_norm_row
         env = {**{k: compiled_point(f) for k, f in points.items()},
-               "np": np, "ZERO": ZERO, "layer_norm_row": layer_norm_row,
+               "np": np, "ONE": ONE, "ZERO": ZERO, "layer_norm_row": layer_norm_row,
                "batch_norm_running": batch_norm_running}
         given = set(env)
         exec(compile(source, f"<glue of {name}>", "exec"), env)
