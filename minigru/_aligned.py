@@ -34,21 +34,35 @@ def aligned_copies(arrays):
     """C-contiguous copies of ``arrays`` (all of one dtype), each starting on an ``ALIGNMENT``
     boundary, all in one allocation: one call to the allocator however many arrays (and huge
     pages, few page faults, once the total reaches NumPy's 4 MB). What a forward keeps of its
-    inputs (``Cell.forward``)."""
+    inputs (``Cell.forward``). The copying is one ``np.concatenate`` of the arrays and the
+    padding between them: at the ``tiny`` size a copy per array cost more in NumPy's calls than
+    in bytes (docs/performance.md)."""
     dtype = arrays[0].dtype
     step = ALIGNMENT // dtype.itemsize                # elements per ALIGNMENT bytes
-    offsets, total = [], 0
+    pieces, offsets, total = [], [], 0
     for a in arrays:
         offsets.append(total)
-        total += -(-a.size // step) * step            # the next one starts aligned too
+        pieces.append(a.reshape(-1))
+        size = -(-a.size // step) * step              # the next one starts aligned too
+        if size > a.size:
+            pieces.append(_padding(dtype, size - a.size))
+        total += size
     buffer = np.empty(total + step, dtype)
     start = (-buffer.__array_interface__["data"][0] % ALIGNMENT) // dtype.itemsize
-    copies = []
-    for a, offset in zip(arrays, offsets):
-        copy = buffer[start + offset:start + offset + a.size].reshape(a.shape)
-        np.copyto(copy, a)
-        copies.append(copy)
-    return copies
+    np.concatenate(pieces, out=buffer[start:start + total])
+    return [buffer[start + offset:start + offset + a.size].reshape(a.shape)
+            for a, offset in zip(arrays, offsets)]
+
+
+_pads = {}
+
+
+def _padding(dtype, n):
+    """n zeros of ``dtype`` (n < ALIGNMENT), to fill the gaps between aligned copies."""
+    pad = _pads.get(dtype)
+    if pad is None:
+        pad = _pads[dtype] = np.zeros(ALIGNMENT, dtype)
+    return pad[:n]
 
 
 # NumPy asks the kernel for huge pages (2 MB) for an allocation of 4 MB or more.

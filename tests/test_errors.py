@@ -259,6 +259,23 @@ def test_init_aligns_parameters_for_the_compiled_loops():
         assert a.flags.c_contiguous and a.flags.writeable, k
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_forwards_copies_are_aligned_and_equal_whatever_the_layout(dtype):
+    from minigru._aligned import aligned_copies
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=s).astype(dtype) for s in [(8, 64), (3,), (5, 7), (0, 4), (2, 3, 5)]]
+    arrays += [np.asfortranarray(rng.normal(size=(6, 5)).astype(dtype)),
+               rng.normal(size=(10, 10)).astype(dtype)[::2, 1::3]]
+    copies = aligned_copies(arrays)
+    for a, c in zip(arrays, copies):
+        assert c.shape == a.shape and c.flags.c_contiguous
+        assert c.size == 0 or c.ctypes.data % 64 == 0
+        np.testing.assert_array_equal(c, a)
+    copies[1][:] = 7                                  # each its own memory, apart from the rest
+    for a, c in zip(arrays[2:], copies[2:]):
+        np.testing.assert_array_equal(c, a)
+
+
 @pytest.mark.skipif(cuda_runs_here(), reason="a GPU or the simulator is here: cuda works")
 def test_cuda_without_a_gpu_says_how_to_use_the_simulator():
     with pytest.raises(RuntimeError) as e:
