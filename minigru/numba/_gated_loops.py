@@ -284,29 +284,33 @@ def zoneout_source(cell, parts):
                           for k, dst in enumerate(parts.fwd_dst[n_state:])]))
 
     gs = [f"g{k}" for k in range(n_state)]
-    z_args = ([f"(ONE - {keeps[k]}) * g{k}" for k in range(n_state)]
-              + d_args[n_state:2 * n_state] + news + d_args[3 * n_state:])
+    shown = [f"(ONE - {keeps[k]}) * g{k}" for k in range(n_state)] + d_args[n_state:2 * n_state]
     splits = "".join(f"        {gk} = {a}\n" for gk, a in zip(gs, d_args[:n_state]))
-    backward = ("def backward_row_zoneout(H, out, dys, d_next, S, S_new, saves, vecs, keep, "
-                "da, du, dvecs, t, b):\n    for j in range(H):\n" + splits
+
+    def backward(name, with_new):
+        """The point differentiated at the states in ``S_new``, or (``with_new`` False, for a
+        point whose backward does not read them) at the mixed ones in S."""
+        new_args = news if with_new else d_args[2 * n_state:3 * n_state]
+        return (f"def {name}(H, out, dys, d_next, S{', S_new' if with_new else ''}, saves, "
+                "vecs, keep, da, du, dvecs, t, b):\n    for j in range(H):\n" + splits
                 + f"        {', '.join(parts.d_results + [f'e{k}' for k in range(n_state)])}"
-                f" = point_backward(\n            " + ",\n            ".join(z_args) + ")\n"
+                f" = point_backward(\n            "
+                + ",\n            ".join(shown + new_args + d_args[3 * n_state:]) + ")\n"
                 + "".join(f"        {dst} = e{k} + {keeps[k]} * g{k}\n"
                           for k, dst in enumerate(parts.d_state))
                 + parts.rest)
+
     sources = [forward("forward_row_zoneout", True), forward("forward_row_zoneout_mixed", False),
-               backward]
+               backward("backward_row_zoneout", True)]
     if not reads_new_state(cell):                     # the states shown are not read
-        sources.append(backward.replace("def backward_row_zoneout(H, out, dys, d_next, S, S_new,",
-                                        "def backward_row_zoneout_mixed(H, out, dys, d_next, S,")
-                       .replace("S_new[", "S["))
+        sources.append(backward("backward_row_zoneout_mixed", False))
     elif n_state == 1:
         r = [f"r{i}" for i in range(n_bwd)]
         sources.append(
             "def backward_row_zoneout_mixed(H, out, dys, d_next, S, saves, vecs, keep, da, du, "
             "dvecs, t, b):\n    for j in range(H):\n" + splits
             + f"        {', '.join(r + ['e0'])} = point_backward(\n            "
-            + ",\n            ".join(z_args[:1] + d_args[1:]) + ")\n"
+            + ",\n            ".join(shown + d_args[2:]) + ")\n"
             + f"        kept = {keeps[0]} == ONE\n"
             + "".join(f"        {dst} = ZERO if kept else {src}\n"
                       for dst, src in zip(parts.d_results, r))
