@@ -19,13 +19,13 @@ minus the regularised one's at its own (what remains after early stopping), and
 ``final_valid_gain``, the same for the validation NLL after the last epoch (what the
 regulariser does for a run that is not stopped early).
 
-Measured (defaults, seed 0, numba, 50 s on 2 cores): the plain rru is best at epoch 11 (valid
-6.23, test 6.33) and ends at 7.25 on validation, its training NLL at 3.3. With recurrent
+Measured (defaults, seed 0, numba, 50 to 90 s on 2 cores): the plain rru is best at epoch 10
+(valid 6.26, test 6.37) and ends at 7.32 on validation, its training NLL at 3.3. With recurrent
 dropout, zoneout or weight dropout the best epoch moves to 18-19, the test NLL there improves
-by 0.03-0.04 nats (early stopping had already rescued most of the plain run), and the last
-epoch's validation NLL stays at 6.26-6.35, 0.90-0.99 nats better than the plain run's; input
-dropout at 0.2 is still improving after 30 epochs (best at the last: test 0.03 worse than the
-plain best, last validation 1.06 better).
+by 0.08-0.10 nats (early stopping had already rescued most of the plain run), and the last
+epoch's validation NLL stays at 6.28-6.40, 0.92-1.04 nats better than the plain run's; input
+dropout at 0.2 is still improving after 30 epochs (best at the last: test 0.01 worse than the
+plain best, last validation 1.11 better).
 
 Run it::
 
