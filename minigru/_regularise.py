@@ -73,7 +73,7 @@ class LoopMasks:
 
 def components(variant):
     """How many state components the variant has (lstm's h and c: 2), one zoneout rate each."""
-    return 2 if variant.lstm_state else 1
+    return variant.n_state
 
 
 def check(variant, key, value):
@@ -128,16 +128,19 @@ def draw(variant, options, rng, T, B, I, H, p, training, dtype):
     """The ``Masks`` of one forward, or None when no regulariser acts on it."""
     n_state = components(variant)
     p_x, p_h, p_z, p_w = rates(options, n_state)
+    # an output the loops carry before the state (sru's h) is never kept: k = 0 there
+    hidden = tuple(np.zeros((variant.hidden_outputs, T, B, H), dtype)) if any(p_z) else ()
     if not training:
         if not any(p_z):
             return None
-        return Masks(keep=tuple(np.full((T, B, H), z, dtype) for z in p_z), binary=False)
+        return Masks(keep=hidden + tuple(np.full((T, B, H), z, dtype) for z in p_z),
+                     binary=False)
     if not (p_x or p_h or any(p_z) or p_w):
         return None
     return Masks(
         x=_bernoulli_keep(rng, p_x, (B, I), dtype) if p_x else None,
         h=_bernoulli_keep(rng, p_h, (B, H), dtype) if p_h else None,
-        keep=(tuple(k for z in p_z for k in _bernoulli(rng, z, [(T, B, H)], dtype))
+        keep=(hidden + tuple(k for z in p_z for k in _bernoulli(rng, z, [(T, B, H)], dtype))
               if any(p_z) else None),
         weights=({w: _bernoulli_keep(rng, p_w, (H, p[w].shape[1]), dtype)
                   for w in variant.layout.recurrent} if p_w else None))

@@ -120,10 +120,10 @@ def alternate(funcs, repeats, block=3):
 def _problem(variant, size, dtype=np.float32, seed=0):
     T, B, I, H = SIZES[size]
     rng = np.random.default_rng(seed)
-    p = Cell(variant).init(I, H, rng=rng, dtype=dtype)
+    cell = Cell(variant)
+    p = cell.init(I, H, rng=rng, dtype=dtype)
     x = rng.normal(size=(T, B, I)).astype(dtype)
-    h0 = np.zeros((B, H), dtype)
-    state0 = (h0, h0.copy()) if variant == "lstm" else h0
+    state0 = cell._zero_state(B, H, dtype)            # h, (h, c), ... of zeros
     O = p["V"].shape[1] - H if variant == "rru" else H
     R = rng.normal(size=(T, B, O)).astype(dtype)
     return p, x, state0, R

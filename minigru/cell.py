@@ -85,6 +85,8 @@ class Cell:
                 value = _regularise.check(self.variant, key, value)
             elif key == "dropout":
                 value = _check.probability("dropout", value)
+            elif key in self.variant.constants:        # janet's beta
+                value = float(_check.real(key, value))
             elif key == "momentum":
                 value = _check.probability("momentum", value)
             elif key == "multiplier":
@@ -193,31 +195,69 @@ class Cell:
 
     def _with_biases(self, p, sizes, dtype):
         """``p`` as the variant's functions take it: with bias=False, its bias parameters added
-        as zeros (one set per dtype and sizes, never written to)."""
-        if self.options.get("bias", True):
+        as zeros; the variant's constants (janet's beta) added as vectors of their option's
+        value, one per unit. One set per dtype, sizes and values, never written to."""
+        constants = self.variant.constants
+        if self.options.get("bias", True) and not constants:
             return p
-        key = (np.dtype(dtype), tuple(sorted(sizes.items())))
+        values = tuple(self.options[k] for k in constants)
+        key = (np.dtype(dtype), tuple(sorted(sizes.items())), values)
         if self._zero_biases is None or self._zero_biases[0] != key:
-            shapes = self.variant.shapes(**sizes)
-            self._zero_biases = (key, {k: np.zeros(shapes[k], dtype)
-                                       for k in self.variant.bias_params})
+            fixed = {k: np.full(sizes["hidden_size"], v, dtype) for k, v in zip(constants, values)}
+            if not self.options.get("bias", True):
+                shapes = self.variant.shapes(**sizes)
+                fixed.update({k: np.zeros(shapes[k], dtype) for k in self.variant.bias_params})
+            self._zero_biases = (key, fixed)
         return {**p, **self._zero_biases[1]}
 
     def _check_state(self, name, state, B, H, dtype):
         legend = "(B, H)"
-        if self.variant.lstm_state:
-            if not (isinstance(state, tuple) and len(state) == 2):
-                raise TypeError(f"{name} of lstm must be a tuple (h, c) of (B, H) arrays, "
-                                f"got {type(state).__name__}")
-            return tuple(_check.array(f"{name}[{i}]", s, (B, H), dtype, legend, self._is_device)
-                         for i, s in enumerate(state))
+        names = self.variant.state
+        if len(names) > 1:
+            if not (isinstance(state, tuple) and len(state) == len(names)):
+                raise TypeError(f"{name} of {self.name} must be a tuple ({', '.join(names)}) of "
+                                f"(B, H) arrays, got "
+                                + (f"a tuple of {len(state)}" if isinstance(state, tuple)
+                                   else type(state).__name__))
+            state = tuple(_check.array(f"{name}[{i}]", s, (B, H), dtype, legend, self._is_device)
+                          for i, s in enumerate(state))
+            if name != "dstate":
+                self._check_nonnegative(name, state)
+            return state
         if isinstance(state, tuple):
             raise TypeError(f"{name} of {self.name} must be an array (B, H), got a tuple")
         return _check.array(name, state, (B, H), dtype, legend, self._is_device)
 
+    def _check_nonnegative(self, name, state):
+        """The components a state must have ≥ 0: slstm's normaliser n, for h = o ⊙ c / n (each
+        step adds i > 0 to f ⊙ n, so from n ≥ 0, zeros included, n stays positive)."""
+        for i, key in enumerate(self.variant.state):
+            if key in self.variant.nonnegative_state:
+                s = state[i]
+                values = s.copy_to_host() if self._is_device and self._is_device(s) else s
+                if not np.all(values >= 0):
+                    raise ValueError(f"{name}[{i}] ({key}) of {self.name} must be ≥ 0 "
+                                     f"everywhere, got a minimum of {np.min(values)!r}")
+
     def _zero_state(self, B, H, dtype):
-        h = np.zeros((B, H), dtype)
-        return (h, h.copy()) if self.variant.lstm_state else h
+        n = self.variant.n_state
+        return np.zeros((B, H), dtype) if n == 1 else tuple(np.zeros((n, B, H), dtype))
+
+    def _to_loop(self, state, B, H, dtype):
+        """A state as the variant's functions carry it: sru's output h (zeros) before its c."""
+        hidden = self.variant.hidden_outputs
+        if not hidden:
+            return state
+        rest = state if isinstance(state, tuple) else (state,)
+        return (*np.zeros((hidden, B, H), dtype), *rest)
+
+    def _from_loop(self, state):
+        """The state the user sees, from what the variant's functions carried."""
+        hidden = self.variant.hidden_outputs
+        if not hidden:
+            return state
+        rest = state[hidden:]
+        return rest if len(rest) > 1 else rest[0]
 
     def _loop_masks(self, loop):
         """``loop`` (recurrent dropout and zoneout), for a backend whose loops apply them."""
@@ -306,7 +346,9 @@ class Cell:
             state0 = self._zero_state(B, H, dtype)
         else:
             state0 = tuple(copies[len(p):]) if isinstance(state0, tuple) else copies[len(p)]
-        ys, state, cache = self._fns.forward(seen, x, state0, bool(training), **kw)
+        ys, state, cache = self._fns.forward(seen, x, self._to_loop(state0, B, H, dtype),
+                                             bool(training), **kw)
+        state = self._from_loop(state)
         cache["masks"] = masks                        # (the loops read their part from it)
         cache["variant"] = self.name
         cache["params"] = seen                        # what backward computes with
@@ -336,7 +378,9 @@ class Cell:
             dstate = self._zero_state(B, H, dtype)
         else:
             dstate = self._check_state("dstate", dstate, B, H, dtype)
-        dx, dstate0, grads = self._fns.backward(cache["params"], cache, dys, dstate)
+        dx, dstate0, grads = self._fns.backward(cache["params"], cache, dys,
+                                                self._to_loop(dstate, B, H, dtype))
+        dstate0 = self._from_loop(dstate0)
         if cache.get("masks") is not None:
             _regularise.apply_to_gradients(cache["masks"], dx, grads, H)
         return dx, dstate0, {k: grads[k] for k in p}  # bias=False: the zeros' gradients go
@@ -366,9 +410,11 @@ class Cell:
         full = self._with_biases(p, sizes, dtype)
         if buffers is None:                           # buffers given: checked every time
             self._step_record = self._record_step(p, full, x_t, state, dtype, kw)
+        y, new = self._fns.step(full, x_t, self._to_loop(state, B, H, dtype), **kw)
+        new = self._from_loop(new)
         if self.options["zoneout"]:
-            return self._zoneout(state, *self._fns.step(full, x_t, state, **kw))
-        return self._fns.step(full, x_t, state, **kw)
+            return self._zoneout(state, y, new)
+        return y, new
 
     def _zoneout(self, state, y, new):
         """Evaluation's zoneout after a step: the new state mixed with the old (zeros for None),
@@ -389,6 +435,15 @@ class Cell:
         zoned.checks_shapes = getattr(run, "checks_shapes", False)
         return zoned
 
+    def _through_loop_state(self, run, dtype):
+        """``run`` (a prepared step of the loops' state) taking and giving the user's state."""
+        def mapped(x_t, state):
+            s = state[0] if isinstance(state, tuple) else state
+            result = run(x_t, self._to_loop(state, *s.shape, dtype))
+            return None if result is None else (result[0], self._from_loop(result[1]))
+        mapped.checks_shapes = getattr(run, "checks_shapes", False)
+        return mapped
+
     def _record_step(self, p, full, x_t, state, dtype, kw):
         """The ``StepRecord`` of a checked step: its function is the step the backend prepared
         for these arrays and options (ligru's running statistics, the cell's buffers, are held
@@ -396,11 +451,14 @@ class Cell:
         held = kw.get("buffers")
         old = self._step_record
         state_shape = tuple(s.shape for s in state) if isinstance(state, tuple) else state.shape
+        hw = state_shape[0] if isinstance(state, tuple) else state_shape
         if old is not None and old.same_params(p, dtype, x_t.shape, state_shape, held):
             return old                                # a first step from state None, say
         prepare = getattr(self._fns, "prepare_step", None)
-        run = (prepare(full, x_t, state, **kw) if prepare
-               else functools.partial(self._fns.step, full, **kw))
+        run = (prepare(full, x_t, self._to_loop(state, *hw, dtype), **kw)
+               if prepare else functools.partial(self._fns.step, full, **kw))
+        if self.variant.hidden_outputs:
+            run = self._through_loop_state(run, dtype)
         if self.options["zoneout"]:
             run = self._with_zoneout(run)
         return StepRecord(p, x_t, state, held, run)

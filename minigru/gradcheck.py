@@ -51,8 +51,11 @@ def random_problem(name, input_size=3, hidden_size=4, steps=5, batch=2, seed=0, 
     p = cell.init(input_size, hidden_size, rng=rng, dtype=np.float64)
     p = {k: v + rng.normal(0.0, 0.3, v.shape) for k, v in p.items()}
     x = rng.normal(size=(steps, batch, input_size))
-    h0 = rng.normal(0.0, 0.5, (batch, hidden_size))
-    state0 = (h0, rng.normal(0.0, 0.5, h0.shape)) if cell.variant.lstm_state else h0
+    v = cell.variant
+    state0 = tuple(np.abs(rng.normal(0.0, 0.5, (batch, hidden_size))) + 0.5    # slstm's n > 0
+                   if k in v.nonnegative_state else rng.normal(0.0, 0.5, (batch, hidden_size))
+                   for k in v.state)
+    state0 = state0 if len(state0) > 1 else state0[0]
     ys, state, _ = cell.forward(p, x, state0)
     R = rng.normal(size=ys.shape)
     S = tuple(rng.normal(size=s.shape) for s in state) if isinstance(state, tuple) \
@@ -98,7 +101,8 @@ def gradcheck(variant, backend="numpy", dtype=np.float64, *, input_size=3, hidde
               steps=5, batch=2, seed=0, eps=1e-6, training=True, options=None):
     """Check every gradient of ``variant`` on ``backend`` in ``dtype``; returns ``TensorCheck``s.
 
-    One per parameter (``dW``, ``dU``, ...), then ``dx`` and ``dh0`` (``dh0``, ``dc0`` for lstm).
+    One per parameter (``dW``, ``dU``, ...), then ``dx`` and one per state component: ``dh0``
+    (``dh0``, ``dc0`` for lstm; ``dh0``, ``dc0``, ``dn0``, ``dm0`` for slstm; ``dc0`` for sru).
     ``options`` are the variant's options, e.g. ``{"dropout": 0.3}`` for rru (the same dropout
     mask is drawn for every evaluation of the loss).
     """
@@ -127,8 +131,9 @@ def gradcheck(variant, backend="numpy", dtype=np.float64, *, input_size=3, hidde
 
     checks = [check("d" + k, grads[k], p[k]) for k in p]
     checks.append(check("dx", dx, x))
+    names = [f"d{k}0" for k in cell.variant.state]
     if isinstance(state0, tuple):
-        checks += [check(name, d, s) for name, s, d in zip(("dh0", "dc0"), state0, dstate0)]
+        checks += [check(name, d, s) for name, s, d in zip(names, state0, dstate0)]
     else:
-        checks.append(check("dh0", dstate0, state0))
+        checks.append(check(names[0], dstate0, state0))
     return checks

@@ -97,7 +97,13 @@ class RNN(Module):
 
     @property
     def lstm_state(self):
+        """Whether the state is (h, c) (the older spelling of ``state_names == ("h", "c")``)."""
         return self._cells[0].variant.lstm_state
+
+    @property
+    def state_names(self):
+        """The state's components: ("h",), lstm's ("h", "c"), slstm's ("h", "c", "n", "m")."""
+        return self._cells[0].variant.state
 
     def __repr__(self):
         return (f"RNN({self.variant!r}, {self.input_size}, {self.hidden_size}, "
@@ -149,10 +155,13 @@ class RNN(Module):
     def _check_state(self, name, state, B):
         shape = (self.num_layers * self.num_directions, B, self.hidden_size)
         legend = "(L·D, B, H)"
-        if self.lstm_state:
-            if not (isinstance(state, tuple) and len(state) == 2):
-                raise TypeError(f"{name} of an lstm RNN must be a tuple (h, c) of {legend} "
-                                f"arrays, got {type(state).__name__}")
+        names = self.state_names
+        if len(names) > 1:
+            if not (isinstance(state, tuple) and len(state) == len(names)):
+                raise TypeError(f"{name} of an {self.variant} RNN must be a tuple "
+                                f"({', '.join(names)}) of {legend} arrays, got "
+                                + (f"a tuple of {len(state)}" if isinstance(state, tuple)
+                                   else type(state).__name__))
             return tuple(_check.array(f"{name}[{i}]", s, shape, self.dtype, legend)
                          for i, s in enumerate(state))
         if isinstance(state, tuple):
@@ -213,7 +222,8 @@ class RNN(Module):
         groups = self._groups(lengths, T, B)
 
         L, D, O, H = self.num_layers, self.num_directions, self.output_size, self.hidden_size
-        final = [np.empty((L * D, B, H), self.dtype) for _ in range(2 if self.lstm_state else 1)]
+        n_state = len(self.state_names)
+        final = [np.empty((L * D, B, H), self.dtype) for _ in range(n_state)]
         tape = {"T": T, "B": B, "groups": groups, "caches": [], "masks": []}
         inp = x
         for layer in range(L):
@@ -228,7 +238,7 @@ class RNN(Module):
                     ys, s_n, cache = self._cells[i].forward(
                         self._p[i], xs[::-1] if d else xs, s, self.training, rng=self.rng)
                     out[:n, rows, d * O:(d + 1) * O] = ys[::-1] if d else ys
-                    for f, s_part in zip(final, s_n if self.lstm_state else (s_n,)):
+                    for f, s_part in zip(final, s_n if n_state > 1 else (s_n,)):
                         f[i, rows] = s_part
                     caches.append(cache)
                 tape["caches"].append(caches)
@@ -242,7 +252,7 @@ class RNN(Module):
             inp = out
         tape["cells"] = list(self._cells)            # the backward runs where the forward did
         self._tape = tape
-        state = tuple(final) if self.lstm_state else final[0]
+        state = tuple(final) if n_state > 1 else final[0]
         return (inp.transpose(1, 0, 2) if self.batch_first else inp), state
 
     # ------------------------------------------------------------------ backward
@@ -263,7 +273,8 @@ class RNN(Module):
             dys = dys.transpose(1, 0, 2)
         if dstate is not None:
             dstate = self._check_state("dstate", dstate, B)
-        dstate0 = [np.zeros((L * D, B, H), self.dtype) for _ in range(2 if self.lstm_state else 1)]
+        n_state = len(self.state_names)
+        dstate0 = [np.zeros((L * D, B, H), self.dtype) for _ in range(n_state)]
         dout = dys
         for layer in reversed(range(L)):
             if tape["masks"][layer] is not None:
@@ -279,13 +290,13 @@ class RNN(Module):
                         self._p[i], cache, dy[::-1] if d else dy,
                         None if ds is None else _rows(ds, rows))
                     dinp[:n, rows] += dx[::-1] if d else dx
-                    for f, part in zip(dstate0, ds0 if self.lstm_state else (ds0,)):
+                    for f, part in zip(dstate0, ds0 if n_state > 1 else (ds0,)):
                         f[i, rows] = part
                     for k, g in grads.items():
                         self._g[i][k] += g
             dout = dinp
         self._tape = None
-        self.dstate0 = tuple(dstate0) if self.lstm_state else dstate0[0]
+        self.dstate0 = tuple(dstate0) if n_state > 1 else dstate0[0]
         return dout.transpose(1, 0, 2) if self.batch_first else dout
 
     # ------------------------------------------------------------------ streaming
@@ -305,8 +316,8 @@ class RNN(Module):
         for i, cell in enumerate(self._cells):
             y, s = cell.step(self._p[i], y, None if state is None else _select(state, i))
             new.append(s)
-        if self.lstm_state:
-            return y, (np.stack([s[0] for s in new]), np.stack([s[1] for s in new]))
+        if len(self.state_names) > 1:
+            return y, tuple(np.stack(part) for part in zip(*new))
         return y, np.stack(new)
 
     # ------------------------------------------------------------------ PyTorch

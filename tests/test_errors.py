@@ -71,11 +71,13 @@ def test_empty_sequence(setup):
 def test_state_of_wrong_shape(setup):
     variant, cell, p, x = setup
     bad = np.zeros((B + 1, H))
-    if variant == "lstm":
+    names = cell.variant.state
+    if len(names) > 1:                                # lstm's (h, c), slstm's (h, c, n, m)
         with pytest.raises(ValueError, match=r"state0\[0\] must have shape \(B, H\) = \(2, 5\), "
                                              r"got \(3, 5\)"):
-            cell.forward(p, x, (bad, np.zeros((B, H))))
-        with pytest.raises(TypeError, match=r"state0 of lstm must be a tuple \(h, c\)"):
+            cell.forward(p, x, (bad,) + tuple(np.zeros((B, H)) for _ in names[1:]))
+        with pytest.raises(TypeError, match=rf"state0 of {variant} must be a tuple "
+                                            rf"\({', '.join(names)}\)"):
             cell.forward(p, x, np.zeros((B, H)))
     else:
         with pytest.raises(ValueError, match=r"state0 must have shape \(B, H\) = \(2, 5\), "
@@ -129,7 +131,8 @@ def test_dstate_of_wrong_shape(setup):
     ys, _, cache = cell.forward(p, x)
     bad = np.zeros((B, H + 1))
     with pytest.raises(ValueError, match=r"dstate(\[0\])? must have shape \(B, H\)"):
-        cell.backward(p, cache, ys, (bad, bad) if variant == "lstm" else bad)
+        n = cell.variant.n_state
+        cell.backward(p, cache, ys, (bad,) * n if n > 1 else bad)
 
 
 def test_cache_from_another_variant():

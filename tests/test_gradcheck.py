@@ -22,7 +22,8 @@ def test_gradcheck(variant, dtype):
     checks = mg.gradcheck(variant, dtype=dtype)
     names = {c.tensor for c in checks}
     p = mg.cell(variant).init(3, 4, rng=np.random.default_rng(0))
-    assert names == {"d" + k for k in p} | {"dx", "dh0"} | ({"dc0"} if variant == "lstm" else set())
+    states = {"lstm": {"dh0", "dc0"}, "slstm": {"dh0", "dc0", "dn0", "dm0"}, "sru": {"dc0"}}
+    assert names == {"d" + k for k in p} | {"dx"} | states.get(variant, {"dh0"})
     _assert_all_ok(checks, f"{variant} {np.dtype(dtype).name}")
 
 

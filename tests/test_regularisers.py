@@ -67,8 +67,10 @@ def problem(variant, T=6, B=3, I=4, H=5, seed=1):
     rng = np.random.default_rng(seed)
     p = mg.cell(variant).init(I, H, rng=rng)
     x = rng.normal(size=(T, B, I))
-    h0 = rng.normal(size=(B, H))
-    state0 = (h0, rng.normal(size=(B, H))) if get_variant(variant).lstm_state else h0
+    v = get_variant(variant)
+    state0 = tuple(np.abs(rng.normal(size=(B, H))) + 0.5 if k in v.nonnegative_state
+                   else rng.normal(size=(B, H)) for k in v.state)     # (slstm's n > 0)
+    state0 = state0 if len(state0) > 1 else state0[0]
     return p, x, state0
 
 

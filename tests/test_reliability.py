@@ -35,8 +35,8 @@ def test_backward_differentiates_the_forward_that_ran(variant, backend):
     rng = np.random.default_rng(0)
     p = cell.init(I, H, rng=rng)
     x = rng.normal(size=(T, B, I))
-    h0 = rng.normal(size=(B, H))
-    state0 = (h0, rng.normal(size=(B, H))) if variant == "lstm" else h0
+    state0 = tuple(np.abs(rng.normal(size=(B, H))) for _ in cell.variant.state)  # (n ≥ 0)
+    state0 = state0 if len(state0) > 1 else state0[0]
     ys, _, cache = cell.forward(p, x, state0)
     dys = rng.normal(size=ys.shape)
     expected = _gradients(cell.backward(p, cache, dys))

@@ -14,17 +14,23 @@ T, B, I, H = 5, 4, 3, 4
 LENGTHS = np.array([5, 2, 1, 5])
 
 
+def _multi(rnn):
+    """Whether the state is a tuple of components (lstm's (h, c), slstm's four)."""
+    return len(rnn.state_names) > 1
+
+
 def _states(rnn, rng, B=B):
     shape = (rnn.num_layers * rnn.num_directions, B, rnn.hidden_size)
-    if rnn.lstm_state:
-        return rng.normal(0, 0.5, shape), rng.normal(0, 0.5, shape)
-    return rng.normal(0, 0.5, shape)
+    positive = rnn._cells[0].variant.nonnegative_state          # slstm's n ≥ 0
+    states = tuple(np.abs(rng.normal(0, 0.5, shape)) + 0.5 if k in positive
+                   else rng.normal(0, 0.5, shape) for k in rnn.state_names)
+    return states if _multi(rnn) else states[0]
 
 
 def _loss(rnn, x, state0, R, S, lengths, rng_state):
     rnn.rng.bit_generator.state = rng_state           # the same dropout masks every time
     ys, state = rnn.forward(x, state0, lengths)
-    states, Ss = (state, S) if rnn.lstm_state else ((state,), (S,))
+    states, Ss = (state, S) if _multi(rnn) else ((state,), (S,))
     return float(np.sum(ys * R) + sum(np.sum(s * w) for s, w in zip(states, Ss)))
 
 
@@ -40,7 +46,7 @@ CONFIGS = {  # name: RNN keywords, lengths
 def test_rnn_gradients_by_finite_differences(variant, config):
     """Every parameter, x and state0 of a whole RNN against centred differences (float64)."""
     kwargs, lengths = CONFIGS[config]
-    if variant == "ligru" and lengths is not None:
+    if variant in ("ligru", "libru") and lengths is not None:
         lengths = None                                # batch statistics need equal lengths
     options = {"output_size": 3} if variant == "rru" else {}
     rnn = mg.RNN(variant, I, H, dtype=np.float64, seed=0, **kwargs, **options)
@@ -52,7 +58,7 @@ def test_rnn_gradients_by_finite_differences(variant, config):
     rng_state = rnn.rng.bit_generator.state
     ys, state = rnn.forward(x, state0, lengths)
     R = rng.normal(size=ys.shape)
-    S = tuple(rng.normal(size=s.shape) for s in state) if rnn.lstm_state \
+    S = tuple(rng.normal(size=s.shape) for s in state) if _multi(rnn) \
         else rng.normal(size=state.shape)
 
     rnn.rng.bit_generator.state = rng_state
@@ -65,8 +71,9 @@ def test_rnn_gradients_by_finite_differences(variant, config):
     errors = {f"d{k}": relative_error(rnn.grads[k], numeric_gradient(f, rnn.params[k]))
               for k in rnn.params}
     errors["dx"] = relative_error(dx, numeric_gradient(f, x))
-    for name, s0, d in zip(("dh0", "dc0"), state0 if rnn.lstm_state else (state0,),
-                           rnn.dstate0 if rnn.lstm_state else (rnn.dstate0,)):
+    for name, s0, d in zip([f"d{k}0" for k in rnn.state_names],
+                           state0 if _multi(rnn) else (state0,),
+                           rnn.dstate0 if _multi(rnn) else (rnn.dstate0,)):
         errors[name] = relative_error(d, numeric_gradient(f, s0))
     bad = {k: e for k, e in errors.items() if not e <= 1e-6}
     assert not bad, f"{variant} RNN [{config}]: " + ", ".join(f"{k} {e:.1e}"
@@ -137,7 +144,7 @@ def test_step_and_chunks_equal_one_forward(variant):
     for t in range(x.shape[0]):
         y, state = rnn.step(x[t], state)
         np.testing.assert_allclose(y, ys[t], rtol=1e-12, atol=1e-14, err_msg=f"{variant} step {t}")
-    pairs = zip(state, state_T) if rnn.lstm_state else [(state, state_T)]
+    pairs = zip(state, state_T) if _multi(rnn) else [(state, state_T)]
     for a, b in pairs:
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"{variant} state")
 
@@ -251,24 +258,24 @@ def test_equals_torch_module(case):
 
     xt = torch.tensor(x, requires_grad=True)
     s0t = tuple(torch.tensor(s, requires_grad=True) for s in
-                (state0 if rnn.lstm_state else (state0,)))
+                (state0 if _multi(rnn) else (state0,)))
     inp = xt
     if use_lengths:
         inp = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths),
                                                       batch_first=batch_first,
                                                       enforce_sorted=False)
-    out, st = module(inp, s0t if rnn.lstm_state else s0t[0])
+    out, st = module(inp, s0t if _multi(rnn) else s0t[0])
     if use_lengths:
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=batch_first,
                                                         total_length=T)
-    sts = st if rnn.lstm_state else (st,)
+    sts = st if _multi(rnn) else (st,)
     R = rng.normal(size=tuple(out.shape))
     S = tuple(rng.normal(size=tuple(s.shape)) for s in sts)
     loss = (out * torch.tensor(R)).sum() + sum((s * torch.tensor(w)).sum() for s, w in zip(sts, S))
     loss.backward()
 
     ys, state = rnn.forward(x, state0, lengths)
-    dx = rnn.backward(R, S if rnn.lstm_state else S[0])
+    dx = rnn.backward(R, S if _multi(rnn) else S[0])
 
     label = _case_id(case)
 
@@ -277,10 +284,10 @@ def test_equals_torch_module(case):
                                    err_msg=f"{label} {what}")
 
     close("ys", ys, out)
-    for i, (s, ts) in enumerate(zip(state if rnn.lstm_state else (state,), sts)):
+    for i, (s, ts) in enumerate(zip(state if _multi(rnn) else (state,), sts)):
         close(f"final state[{i}]", s, ts)
     close("dx", dx, xt.grad)
-    for i, (d, ts) in enumerate(zip(rnn.dstate0 if rnn.lstm_state else (rnn.dstate0,), s0t)):
+    for i, (d, ts) in enumerate(zip(rnn.dstate0 if _multi(rnn) else (rnn.dstate0,), s0t)):
         close(f"dstate0[{i}]", d, ts.grad)
     for layer in range(layers):
         for sfx in ("", "_reverse") if bidir else ("",):

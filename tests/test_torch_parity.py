@@ -54,7 +54,7 @@ def torch_check(variant, training=True, options=None, seed=0, zero_state=False,
     tp = {k: _t(v) for k, v in p.items()}
     tx = _t(x)
     ts0 = tuple(_t(s) for s in _as_tuple(state0))
-    t_state0 = ts0 if cell.variant.lstm_state else ts0[0]
+    t_state0 = ts0 if len(ts0) > 1 else ts0[0]
     tys, tstate = REFERENCE[variant](tp, tx, t_state0, training=training, cell=cell, cache=cache)
     loss = (tys * torch.from_numpy(R)).sum()
     for s, w in zip(_as_tuple(tstate), _as_tuple(S)):

@@ -7,20 +7,23 @@ from dataclasses import replace
 from importlib import import_module
 
 from ._gated_structure import Gated
-from ._point import HALF, ONE, ZERO, exp, log, positive, relu, sigmoid, sqrt, tanh
+from ._point import (HALF, ONE, ZERO, exp, log, log_sigmoid, logaddexp, maximum, positive, relu,
+                     sigmoid, softplus, sqrt, tanh)
 from ._two_stage import TwoStage
 from ._variant import Variant
 
 __all__ = ["Gated", "TwoStage", "Variant", "register", "get_variant", "REGISTRY", "VARIANTS",
            "BackendUnavailableError", "ONE", "ZERO", "HALF", "sigmoid", "tanh", "relu",
-           "positive", "exp", "log", "sqrt"]
+           "positive", "exp", "log", "sqrt", "maximum", "softplus", "log_sigmoid", "logaddexp"]
 
 # Family modules, in the order VARIANTS.md presents them.
-FAMILIES = ("elman", "lstm", "gru", "lngru", "ligru", "mgu", "rru", "mingru")
+FAMILIES = ("elman", "lstm", "gru", "lngru", "ligru", "mgu", "rru", "mingru", "minlstm",
+            "indrnn", "janet", "sru", "libru", "slstm")
 
 # The order of mg.VARIANTS (and of `minigru variants`).
 ORDER = ("rnn", "lstm", "gru", "gru_v3", "gru1", "gru2", "gru3", "lngru", "ligru",
-         "mgu", "mgu1", "mgu2", "mgu3", "rru", "mingru")
+         "mgu", "mgu1", "mgu2", "mgu3", "rru", "mingru",
+         "minlstm", "indrnn", "janet", "sru", "libru", "slstm")
 
 REGISTRY = {}
 for _family in FAMILIES:
@@ -35,7 +38,7 @@ def register(variant, family="user"):
     """Add a cell so that ``mg.cell``, ``mg.RNN``, ``mg.gradcheck`` and ``minigru gradcheck``
     know it by name: a declaration (``Gated``, ``TwoStage``: then every backend runs it, compiled)
     or a ``Variant`` of NumPy functions (the NumPy backend only). Returns its ``Variant``.
-    ``mg.VARIANTS`` keeps listing the 15 of VARIANTS.md; docs/custom-cells.md shows the way."""
+    ``mg.VARIANTS`` keeps listing the 21 of VARIANTS.md; docs/custom-cells.md shows the way."""
     if isinstance(variant, (Gated, TwoStage)):
         variant = variant.variant()
     if not isinstance(variant, Variant):

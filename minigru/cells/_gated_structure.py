@@ -18,14 +18,22 @@ the loop); with a layer norm the bias covers every block.
 
 The point functions' signatures (positional; the blocks in the order declared)::
 
-    point(*a_blocks, *u_blocks, *unit_params, *state) -> (*new_state, *saves)
-    point_backward(*d_new_state, *state, *new_state, *saves, *unit_params)
+    point(*a_blocks, *u_blocks, *unit_params, *constants, *state) -> (*new_state, *saves)
+    point_backward(*d_new_state, *state, *new_state, *saves, *unit_params, *constants)
         -> (*d_a_blocks, *d_u_blocks_not_summed, *d_unit_params, *d_state)
 
 A block of ``u`` named in ``summed`` enters the point only as ``a_g + u_g`` (gru's r and z, every
 block of lstm's), so its gradient is its ``a`` block's and the backward does not return it
 again. ``d_state`` is the gradient that reaches the old state directly (``z ⊙ dh`` for a GRU);
 the loop adds what reaches it through ``h U``. ``y_t`` is the new ``state[0]``.
+
+Three more things a declaration may say. ``packed``: unit parameters stored side by side in one
+vector (sru's ``v = [v_f | v_r]``, each part given to the point on its own). ``constants``:
+per-unit numbers fixed by a cell option rather than trained (janet's ``beta``), given to the
+point after the unit parameters and differentiated by nobody. ``output_only``: ``state[0]`` is
+the cell's output and not fed back (sru's h): the loops carry it like a state component, so
+dL/dy reaches the point's backward the same way, but the point must not read it, and the state a
+user passes and gets is the rest of ``state``.
 
 Dimension legend: T steps, B batch, I input, H hidden, Gx / Gh blocks of x W / h U.
 """
@@ -37,6 +45,7 @@ import numpy as np
 
 from ._init import Layout
 from ._math import normalize, normalize_backward
+from ._point import reads as _reads
 from ._variant import Variant, uniform_init
 
 EPS = 1e-5           # the normalisations' epsilon (PyTorch's LayerNorm and BatchNorm default)
@@ -76,6 +85,11 @@ class Gated:
                                         # kept (+1) or of the candidate taken (-1)
     opposite: tuple = ()                # gates chrono starts at minus the keeping gate's bias
     unit_forget_bias: bool = False      # init="keras" starts the keeping gate's bias at 1
+    chrono: bool = False                # its own init draws the keeping gate's bias as chrono
+    packed: tuple = ()                  # ((vector, (unit params in it, in order)), ...)
+    constants: tuple = ()               # ((name, default), ...): per-unit, fixed by an option
+    output_only: bool = False           # state[0] is the output, not fed back (sru's h)
+    nonnegative: tuple = ()             # state components a given state must have ≥ 0
 
     def __post_init__(self):
         def names(what, value):
@@ -111,6 +125,23 @@ class Gated:
         if not set(self.gates) | set(self.opposite) <= set(self.x_blocks):
             raise ValueError(f"{self.name}: gates and opposite must name blocks of x_blocks, "
                              f"got {self.gates!r}, {self.opposite!r}")
+        packed = [u for _, parts in self.packed for u in parts]
+        if not (set(packed) <= set(self.unit_params) and len(packed) == len(set(packed))):
+            raise ValueError(f"{self.name}: packed must put each of unit_params in at most one "
+                             f"vector, got {self.packed!r}")
+        if not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for k, v in self.constants):
+            raise TypeError(f"{self.name}: constants must be (name, default number) pairs, got "
+                            f"{self.constants!r}")
+        if self.output_only and len(self.state) < 2:
+            raise ValueError(f"{self.name}: output_only needs a state after the output, got "
+                             f"state={self.state!r}")
+        if self.output_only and _reads(self.point, self.state[0]):
+            raise ValueError(f"{self.name}: with output_only, state[0] ({self.state[0]!r}) is "
+                             f"the output, which is not fed back: the point must not read it")
+        if not set(self.nonnegative) <= set(self.state[1 if self.output_only else 0:]):
+            raise ValueError(f"{self.name}: nonnegative must name state components, got "
+                             f"{self.nonnegative!r}")
         if self.keep is not None and not (isinstance(self.keep, tuple) and len(self.keep) == 2
                                           and self.keep[0] in self.gates
                                           and self.keep[1] in (1, -1)):
@@ -159,9 +190,43 @@ class Gated:
             s["b"] = (len(self.bias_blocks) * H,)
         if self.h_bias_blocks:
             s["c"] = (len(self.h_bias_blocks) * H,)
+        vectors = dict(self.packed)
+        inside = {u for parts in vectors.values() for u in parts}
         for name in self.unit_params:
-            s[name] = (H,)
+            if name not in inside:
+                s[name] = (H,)
+        for name, parts in vectors.items():
+            s[name] = (len(parts) * H,)
         return s
+
+    @property
+    def fixed(self):
+        """The constants' names: in the p the loops are given, never in the gradients."""
+        return tuple(name for name, _ in self.constants)
+
+    @property
+    def vectors(self):
+        """What the point gets unit by unit after the blocks: unit params, then constants."""
+        return self.unit_params + self.fixed
+
+    def unit_arrays(self, p, H):
+        """The (H,) arrays of ``vectors`` from p (a packed vector's parts are views of it)."""
+        where = {u: (name, k) for name, parts in self.packed for k, u in enumerate(parts)}
+        out = []
+        for name in self.vectors:
+            if name in where:
+                vector, k = where[name]
+                out.append(p[vector][k * H:(k + 1) * H])
+            else:
+                out.append(p[name])
+        return out
+
+    def unit_grads(self, dvecs):
+        """{parameter: gradient} from the unit params' gradients, (H,) each, in order."""
+        grads = dict(zip(self.unit_params, dvecs))
+        for name, parts in self.packed:
+            grads[name] = np.concatenate([grads.pop(u) for u in parts])
+        return grads
 
     def sizes(self, p):
         W = p["W"]
@@ -181,7 +246,7 @@ class Gated:
             biases["c"] = self.h_bias_blocks
         return Layout(input_weights=("W",), recurrent=("U",) if self.h_blocks else (),
                       biases=biases, gates=self.gates, keep=self.keep, opposite=self.opposite,
-                      unit_forget_bias=self.unit_forget_bias)
+                      unit_forget_bias=self.unit_forget_bias, chrono=self.chrono)
 
     def init_buffers(self, p):
         """The running statistics of a batch norm, as a fresh PyTorch BatchNorm has them."""
@@ -195,8 +260,11 @@ class Gated:
             name=self.name, paper=self.paper, equations=self.equations,
             shapes=self.shapes, sizes=self.sizes, init=self.init_params,
             forward=self.forward, backward=self.backward, step=self.step,
-            lstm_state=len(self.state) == 2, bias_params=self.bias_params,
-            run_options={"momentum": 0.1} if batch else {},
+            state=self.state[1:] if self.output_only else self.state, loop_state=self.state,
+            nonnegative_state=self.nonnegative, output_is_state=not self.output_only,
+            bias_params=self.bias_params,
+            run_options={**({"momentum": 0.1} if batch else {}), **dict(self.constants)},
+            constants=tuple(name for name, _ in self.constants),
             init_buffers=self.init_buffers if batch else None, structure=self,
             layout=self.layout(), loop_regularisers=True)
 
@@ -218,7 +286,7 @@ class Gated:
         if self.h_norm:
             cache["uhat"] = np.empty((T, B, self.Gh * H), x.dtype)
             cache["u_inv_std"] = np.empty((T, B, 1), x.dtype)
-        vecs = [p[k] for k in self.unit_params]
+        vecs = self.unit_arrays(p, H)
         a_blocks = _blocks(a, self.Gx)                 # views (T, B, H), one per x block
         c = self._h_bias(p, H, x.dtype)
         new = S if keep is None else [np.empty((T + 1, B, H), x.dtype) for _ in S]
@@ -248,7 +316,7 @@ class Gated:
         Gx, Gh = self.Gx, self.Gh
         S = [cache[k + "s"] for k in self.state]
         saves = [cache[k] for k in self.saves]
-        vecs = [p[k] for k in self.unit_params]
+        vecs = self.unit_arrays(p, H)
         masks = cache.get("masks")
         m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         new = S if keep is None else [cache["new_" + k + "s"] for k in self.state]
@@ -256,8 +324,8 @@ class Gated:
         da = np.empty((T, B, Gx * H), x.dtype)        # dL/da, a = x W + b: the x side
         du = np.empty((T, B, Gh * H), x.dtype)        # dL/du, u = h U (after its norm)
         dhu = np.empty((T, B, Gh * H), x.dtype) if self.h_norm else du   # dL/d(h U)
-        dvecs = [np.zeros(H, x.dtype) for _ in vecs]
-        n_sep, n_vec = len(self.separate), len(vecs)
+        dvecs = [np.zeros(H, x.dtype) for _ in self.unit_params]   # (not the constants')
+        n_sep, n_vec = len(self.separate), len(dvecs)
         for t in reversed(range(T)):
             # h_t feeds the output y_t and step t+1; the other components only step t+1
             d_new = [dys[t] + d_next[0], *d_next[1:]]
@@ -293,11 +361,12 @@ class Gated:
                 grads["g_h"] = (du * cache["uhat"]).sum(axis=(0, 1))
             if self.h_bias_blocks:
                 grads["c"] = _select(du.sum(axis=(0, 1)), self.h_blocks, self.h_bias_blocks)
-        grads.update(zip(self.unit_params, dvecs))
+        grads.update(self.unit_grads(dvecs))
         d_state0 = tuple(np.array(d) for d in d_next)     # (its own arrays, whatever the
                                                        # point returned)
         dx = dxw @ p["W"].T
-        return dx, d_state0 if len(d_state0) > 1 else d_state0[0], {k: grads[k] for k in p}
+        grads = {k: grads[k] for k in p if k not in self.fixed}      # (not the constants)
+        return dx, d_state0 if len(d_state0) > 1 else d_state0[0], grads
 
     def step(self, p, x_t, state, *, momentum=None, buffers=None):
         states = state if isinstance(state, tuple) else (state,)
@@ -305,7 +374,7 @@ class Gated:
         a, _ = self._x_forward(p, x_t[None], H, False, momentum, buffers)
         u = self._h_forward(p, states[0], self._h_bias(p, H, x_t.dtype), None, 0)
         out = self.point(*_blocks(a[0], self.Gx), *_blocks(u, self.Gh),
-                         *(p[k] for k in self.unit_params), *states)
+                         *self.unit_arrays(p, H), *states)
         out = out if isinstance(out, tuple) else (out,)
         new = tuple(out[:len(self.state)])
         return new[0], new if len(new) > 1 else new[0]

@@ -7,7 +7,8 @@ keeps. A cell's ``Layout`` says exactly that; the schemes below read nothing els
 every declared cell, built in or your own.
 
 - ``"pytorch"`` (the default): each cell's own initialisation, unchanged (PyTorch's
-  ``U(±1/√H)`` for the gated cells, the papers' for rru, lngru and ligru).
+  ``U(±1/√H)`` for the gated cells, the papers' for rru, lngru, ligru, indrnn and janet; janet's
+  paper draws its forget bias as chrono does, so there ``t_max`` applies too).
 - ``"keras"``: Glorot-uniform x weights, orthogonal recurrent blocks, zero biases; a cell with a
   forget gate in the LSTM sense (``unit_forget_bias``) starts it at 1, as Keras does.
 - ``"orthogonal"``: Glorot-uniform x weights, orthogonal recurrent blocks, zero biases.
@@ -50,6 +51,8 @@ class Layout:
     opposite: tuple = ()
     unit_forget_bias: bool = False
     scale: dict = field(default_factory=dict)
+    chrono: bool = False          # the cell's own init ("pytorch") draws the keeping gate's bias
+                                  # as chrono does, with t_max (janet)
 
 
 def glorot(shape, rng):
@@ -83,7 +86,8 @@ def initialise(name, layout, p, H, scheme, rng, forget_bias=None, gate_bias=None
     float32, ``H`` units) in place; ``name`` is the variant's, for the messages."""
     if scheme not in SCHEMES:
         raise ValueError(f"init must be one of {', '.join(map(repr, SCHEMES))}, got {scheme!r}")
-    if t_max is not None and scheme != "chrono":
+    own_chrono = layout is not None and layout.chrono and scheme == "pytorch"
+    if t_max is not None and scheme != "chrono" and not own_chrono:
         raise ValueError(f"t_max is chrono's option, and init is {scheme!r}: give "
                          f"init='chrono' with it, or leave it out")
     if layout is None:
@@ -92,6 +96,8 @@ def initialise(name, layout, p, H, scheme, rng, forget_bias=None, gate_bias=None
                              f"Variant with no layout), so init={scheme!r}, forget_bias and "
                              f"gate_bias do not apply to it; declare it as Gated or TwoStage")
         return p
+    if own_chrono and t_max is not None:            # janet's own forget bias, another t_max
+        _chrono(name, layout, p, rng, t_max)
     if scheme != "pytorch":
         _weights(layout, p, H, rng)
         for bias in layout.biases:

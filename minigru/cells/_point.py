@@ -13,8 +13,10 @@ What a point function may use, so that all three can run it:
 - its arguments, the operators ``+ - * /`` and comparisons;
 - the names defined below, imported from this module by the cell file: ``sigmoid``, ``tanh``,
   ``relu``, ``positive`` (1 where its argument is > 0, else 0: relu's derivative), ``exp``,
-  ``log``, ``sqrt``, and the constants ``ONE``, ``ZERO``, ``HALF``. Each target binds these
-  names to its own versions (``on_target``);
+  ``log``, ``sqrt``, ``maximum`` (of two numbers), ``softplus`` (log(1 + e^a), without
+  overflow), and the constants ``ONE``, ``ZERO``, ``HALF``. Each target binds these names to
+  its own versions (``on_target``). Two more are point functions made of those, and so run
+  everywhere too: ``log_sigmoid`` and ``logaddexp``;
 - other point functions, called by name.
 
 What it may not use: ``np.``/``math.`` calls (their names are not rebound), ``if`` on its
@@ -49,12 +51,30 @@ def positive(a):
     return (a > ZERO).astype(np.result_type(a))
 
 
-tanh, exp, log, sqrt = np.tanh, np.exp, np.log, np.sqrt
+def softplus(a):
+    """log(1 + e^a) without overflow: max(a, 0) + log(1 + e^(−|a|))."""
+    return np.maximum(a, ZERO) + np.log1p(np.exp(-np.abs(a)))
+
+
+tanh, exp, log, sqrt, maximum = np.tanh, np.exp, np.log, np.sqrt, np.maximum
 
 # The names a point function may use, as the NumPy reference defines them; a target gives its
 # own versions of the same names to ``on_target``.
 MATH = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "positive": positive, "exp": exp,
-        "log": log, "sqrt": sqrt, "ONE": ONE, "ZERO": ZERO, "HALF": HALF}
+        "log": log, "sqrt": sqrt, "maximum": maximum, "softplus": softplus,
+        "ONE": ONE, "ZERO": ZERO, "HALF": HALF}
+
+
+# Point functions made of those (so every target runs them as they are written here).
+
+def log_sigmoid(a):
+    """log σ(a) = −softplus(−a): finite for any a (−a for a very negative a, not log 0)."""
+    return -softplus(-a)
+
+
+def logaddexp(a, b):
+    """log(e^a + e^b) without overflow: the larger of the two plus log(1 + e^(−distance))."""
+    return maximum(a, b) + softplus(-maximum(a - b, b - a))
 
 
 def on_target(f, names, compile, _done=None):
@@ -77,6 +97,23 @@ def on_target(f, names, compile, _done=None):
     retargeted.__qualname__ = f.__qualname__
     done[f] = compile(retargeted)
     return done[f]
+
+
+def reads(f, *names):
+    """Whether the function ``f`` reads any of its parameters ``names``: any load of one in its
+    bytecode, or a closure over one, counts (e.g. whether rnn's backward reads the new state it
+    is given: it does, tanh' = 1 − h'²)."""
+    import dis
+    names = set(names)
+    code = f.__code__
+    if names & set(code.co_cellvars):
+        return True
+    for ins in dis.get_instructions(code):
+        if ins.opname.startswith("LOAD_"):
+            loaded = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+            if names & set(loaded):
+                return True
+    return False
 
 
 def _is_point_function(g, caller):

@@ -31,7 +31,8 @@ class Variant:
     forward: Callable
     backward: Callable
     step: Callable
-    lstm_state: bool = False            # state is (h, c) rather than h
+    lstm_state: bool = False            # state is (h, c) rather than h (the older spelling
+                                        # of state=("h", "c"))
     init_options: dict = field(default_factory=dict)   # shape options with their defaults
     run_options: dict = field(default_factory=dict)    # options forward/step read
     init_buffers: Optional[Callable] = None            # (p) -> dict of untrained buffers
@@ -41,6 +42,39 @@ class Variant:
     layout: object = None               # where its weights and gates are, for init= (_init.py)
     output_is_state: bool = True        # y_t is state_t[0] (rru: its own output o_t)
     loop_regularisers: bool = False     # its forward takes masks= (recurrent dropout, zoneout)
+    state: tuple = ()                   # the state's components, each (B, H): ("h",), ("h", "c"),
+                                        # slstm's ("h", "c", "n", "m"); one array when one
+    loop_state: tuple = ()              # what forward/backward/step carry, if not ``state``: sru's
+                                        # ("h", "c"), its output h carried beside its state c
+    nonnegative_state: tuple = ()       # components a given state must have ≥ 0 (slstm's n)
+    constants: tuple = ()               # run options that reach the point as per-unit vectors
+                                        # of p, not trained (janet's beta; ``Cell`` adds them)
+
+    def __post_init__(self):
+        state = self.state or (("h", "c") if self.lstm_state else ("h",))
+        if not (isinstance(state, tuple) and all(isinstance(k, str) for k in state)):
+            raise TypeError(f"{self.name}: state must be a tuple of component names, "
+                            f"got {self.state!r}")
+        loop = self.loop_state or state
+        if loop[len(loop) - len(state):] != state:
+            raise ValueError(f"{self.name}: loop_state must end with the state's components "
+                             f"{state}, got {loop}")
+        if not set(self.nonnegative_state) <= set(state):
+            raise ValueError(f"{self.name}: nonnegative_state must name components of the state "
+                             f"{state}, got {self.nonnegative_state!r}")
+        object.__setattr__(self, "state", state)
+        object.__setattr__(self, "loop_state", loop)
+        object.__setattr__(self, "lstm_state", state == ("h", "c"))
+
+    @property
+    def n_state(self):
+        """How many components the state has (1: an array; more: a tuple of arrays)."""
+        return len(self.state)
+
+    @property
+    def hidden_outputs(self):
+        """How many of the loops' components lead ``loop_state`` without being state (sru: 1)."""
+        return len(self.loop_state) - len(self.state)
 
 
 

@@ -264,13 +264,14 @@ def loops(forward_unit, backward_unit, Gh, n_state):
 def glue_source(cell):
     """The Python text of ``cell``'s unit bodies (a ``Gated`` declaration), as compiled."""
     n_state, n_saves, n_vec = len(cell.state), len(cell.saves), len(cell.unit_params)
+    n_vectors = len(cell.vectors)                     # the unit params, then the constants
     bias = {g: k for k, g in enumerate(cell.bias_blocks)} if cell.x_norm is None else {}
     h_bias = {g: k for k, g in enumerate(cell.h_bias_blocks)}
     a = [f"xw[t, b, {g} * H + j]" + (f" + bias[{bias[n]} * H + j]" if n in bias else "")
          for g, n in enumerate(cell.x_blocks)]
     u = [f"u[{g}]" + (f" + c[{h_bias[n]} * H + j]" if n in h_bias else "")
          for g, n in enumerate(cell.h_blocks)]
-    vecs = [f"vecs[{k}][j]" for k in range(n_vec)]
+    vecs = [f"vecs[{k}][j]" for k in range(n_vectors)]
     old = [f"S[{k}][t, b, j]" for k in range(n_state)]
     new = [f"S[{k}][t + 1, b, j]" for k in range(n_state)]
     saved = [f"saves[{k}][t, b, j]" for k in range(n_saves)]
@@ -415,7 +416,7 @@ class GatedBackend:
         bias = p["b"] if cell.x_norm is None and cell.bias_blocks else none
         c = p["c"] if cell.h_bias_blocks else none
         reg = loop_masks(masks, len(cell.state), T, B, H, dtype)
-        args = (xw, bias, c, tuple(p[n] for n in cell.unit_params), S, saves)
+        args = (xw, bias, c, tuple(cell.unit_arrays(p, H)), S, saves)
         if not cell.Gh:
             grid, threads = grid_rows(B, H)
             k.forward_free[grid, threads](*args, *reg)
@@ -443,12 +444,12 @@ class GatedBackend:
         dtype = dys.dtype
         S = tuple(cache[n + "s"] for n in cell.state)
         saves = tuple(cache[n] for n in cell.saves)
-        vecs = tuple(p[n] for n in cell.unit_params)
+        vecs = tuple(cell.unit_arrays(p, H))
         d_next = tuple(copy(d) for d in (dstate if isinstance(dstate, tuple) else (dstate,)))
         da = empty((T, B, cell.Gx * H), dtype)        # dL/da, a the x side of the point
         du = da if du_is_da(cell) else empty((T, B, max(GH, 1)), dtype)   # dL/du
         dhu = empty((T, B, GH), dtype) if cell.h_norm else du              # dL/d(h U)
-        dvecs = tuple(empty((T, B, H), dtype) for _ in vecs)   # per row; summed below
+        dvecs = tuple(empty((T, B, H), dtype) for _ in cell.unit_params)   # per row; summed
         reg = cache["regularised"]
         m_h, masked = reg[:2]
         args = (dys, S, saves, vecs, d_next, da, du, dvecs)
@@ -483,7 +484,12 @@ class GatedBackend:
                                                    grads["g_h"], grads["c"])
             elif cell.h_bias_blocks:
                 grads["c"] = _select(colsum(dU), cell.h_blocks, cell.h_bias_blocks, H)
-        for name, dv in zip(cell.unit_params, dvecs):
-            grads[name] = colsum(dv.reshape(T * B, H))
+        units = {name: colsum(dv.reshape(T * B, H)) for name, dv in zip(cell.unit_params, dvecs)}
+        for name, parts in cell.packed:               # one vector of several parts (sru's v)
+            grads[name] = empty(len(parts) * H, dtype)
+            for i, part in enumerate(parts):
+                grads[name][i * H:(i + 1) * H].copy_to_device(units.pop(part))
+        grads.update(units)
         dx = gemm(dXW, p["W"], tb=True).reshape(T, B, I)
-        return dx, d_next if len(d_next) > 1 else d_next[0], {n: grads[n] for n in p}
+        grads = {n: grads[n] for n in p if n not in cell.fixed}       # (not the constants)
+        return dx, d_next if len(d_next) > 1 else d_next[0], grads

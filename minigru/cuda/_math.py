@@ -30,7 +30,7 @@ else:
     ONE, ZERO = np.float32(1.0), np.float32(0.0)
 
 __all__ = ["ONE", "ZERO", "compiled_point", "sigmoid", "tanh", "relu",
-           "positive"]
+           "positive", "maximum", "softplus"]
 
 
 @cuda.jit(device=True)
@@ -57,9 +57,21 @@ def positive(x):
     return ONE if x > ZERO else ZERO
 
 
+@cuda.jit(device=True)
+def maximum(a, b):
+    return a if a >= b else b
+
+
+@cuda.jit(device=True)
+def softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^(−|x|)), as the reference."""
+    return (x if x > ZERO else ZERO) + math.log1p(math.exp(-abs(x)))
+
+
 # What the names a point function may use (``cells/_point.py``) mean on the GPU.
 NAMES = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "positive": positive, "exp": math.exp,
-         "log": math.log, "sqrt": math.sqrt, "ONE": ONE, "ZERO": ZERO,
+         "log": math.log, "sqrt": math.sqrt, "maximum": maximum, "softplus": softplus,
+         "ONE": ONE, "ZERO": ZERO,
          "HALF": 0.5 if simulated() else np.float32(0.5)}
 _compiled = {}
 

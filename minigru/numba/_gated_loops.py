@@ -24,12 +24,14 @@ The glue, for ``GRU``::
         ...
 """
 
+import inspect
 from types import SimpleNamespace
 
 import numpy as np
 
 from .._aligned import huge_arrays
 from ..cells._gated_structure import EPS, require_batch_statistics
+from ..cells._point import reads
 from ._glue import Entries, cell_function, compiled_cell
 from ._math import column_sums, input_projection, kernel, matmul, matmul_acc
 from ._norms import (batch_norm_columns, batch_norm_columns_backward, layer_norm_row,
@@ -169,7 +171,7 @@ def glue_source(cell):
                                              else "") for g, name in enumerate(cell.x_blocks)]
     u_args = [f"u[b, {g} * H + j]" + (f" + c[{h_bias[name]} * H + j]" if name in h_bias else "")
               for g, name in enumerate(cell.h_blocks)]
-    vec_args = [f"vecs[{k}][j]" for k in range(len(cell.unit_params))]
+    vec_args = [f"vecs[{k}][j]" for k in range(len(cell.vectors))]   # unit params, constants
     n_fwd = n_state + len(cell.saves)
     outs = ", ".join(f"out[{k}, j]" for k in range(n_fwd))
 
@@ -327,21 +329,10 @@ def zoneout_source(cell, parts):
 
 def reads_new_state(cell):
     """Whether the cell's ``point_backward`` reads the new state it is given (rnn's does:
-    tanh' = 1 − h'²; lstm's reads only its saves). Read off its bytecode: any load of one of
-    those parameters, or a closure over one, counts."""
-    import dis
-    import inspect
+    tanh' = 1 − h'²; lstm's reads only its saves)."""
     n_state = len(cell.state)
-    names = set(list(inspect.signature(cell.point_backward).parameters)[2 * n_state:3 * n_state])
-    code = cell.point_backward.__code__
-    if names & set(code.co_cellvars):
-        return True
-    for ins in dis.get_instructions(code):
-        if ins.opname.startswith("LOAD_"):
-            loaded = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
-            if names & set(loaded):
-                return True
-    return False
+    names = list(inspect.signature(cell.point_backward).parameters)[2 * n_state:3 * n_state]
+    return reads(cell.point_backward, *names)
 
 
 def constants(cell, n_fwd, n_bwd):
@@ -377,7 +368,7 @@ def step_checks(cell):
         conds.append(f"bias.shape[0] == {len(cell.bias_blocks)} * H")
     if cell.h_bias_blocks:
         conds.append(f"c.shape[0] == {len(cell.h_bias_blocks)} * H")
-    conds += [f"vecs[{k}].shape[0] == H" for k in range(len(cell.unit_params))]
+    conds += [f"vecs[{k}].shape[0] == H" for k in range(len(cell.vectors))]
     conds += [f"norms[{k}].shape[0] == {g} * H" for k, g in enumerate(norm_shapes)]
     conds += [f"S[{k}].shape == S[0].shape and S_new[{k}].shape == S[0].shape"
               for k in range(n_state)]
@@ -565,8 +556,7 @@ class GatedBackend:
                   self.compiled, xw,
                   p["b"] if plan.loop_bias else d1, p["U"] if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, p["c"] if plan.c else d1, dtype.type(EPS),
-                  tuple([p[k] for k in plan.unit_params]), S, saves, uhat, u_inv_std,
-                  m_h, keep, new)
+                  tuple(cell.unit_arrays(p, H)), S, saves, uhat, u_inv_std, m_h, keep, new)
         cache["x"] = x
         cache["masks"] = masks
         if new is not None:                           # what the points made, for the backward
@@ -608,7 +598,7 @@ class GatedBackend:
                   self.compiled,
                   np.ascontiguousarray(p["U"].T) if plan.Gh else d2,
                   p["g_h"] if plan.h_norm else d1, S, saves,
-                  tuple([p[k] for k in plan.unit_params]), _writable(dys), d_next, da, du, dhu,
+                  tuple(cell.unit_arrays(p, H)), _writable(dys), d_next, da, du, dhu,
                   dvecs, cache["uhat"] if plan.h_norm else d3,
                   cache["u_inv_std"] if plan.h_norm else d3, m_h, keep, new)
         grads, dXW = self._x_backward(p, da, cache)
@@ -623,11 +613,11 @@ class GatedBackend:
             if plan.h_norm:
                 grads["g_h"] = column_sums(du.reshape(T * B, GH)
                                            * cache["uhat"].reshape(T * B, GH))
-        for k, name in enumerate(plan.unit_params):
-            grads[name] = dvecs[k]
+        grads.update(cell.unit_grads(list(dvecs[:n_vec])))
         dx = (dXW @ np.ascontiguousarray(p["W"].T)).reshape(T, B, I)   # (faster than W.T's
                                                                        # view at tiny)
-        return dx, d_next if plan.n_state > 1 else d_next[0], {k: grads[k] for k in p}
+        grads = {k: grads[k] for k in p if k not in cell.fixed}       # (not the constants)
+        return dx, d_next if plan.n_state > 1 else d_next[0], grads
 
     def _step_args(self, p, h, buffers):
         """The step kernel's arguments after x, from p (and ligru's running statistics)."""
@@ -640,7 +630,7 @@ class GatedBackend:
         if plan.h_norm:
             norms.append(p["g_h"])
         return (p["W"], p["b"] if plan.loop_bias else d1, p["U"] if plan.Gh else d2,
-                p["c"] if plan.c else d1, tuple([p[k] for k in plan.unit_params]),
+                p["c"] if plan.c else d1, tuple(cell.unit_arrays(p, h.shape[1])),
                 tuple(norms), h.dtype.type(EPS))
 
     def step(self, p, x_t, state, *, momentum=None, buffers=None):

@@ -135,11 +135,31 @@ def _positive(x):
     return lambda x: ONE if x > ZERO else ZERO
 
 
+def maximum(a, b):
+    return max(a, b)
+
+
+@overload(maximum, inline="always")
+def _maximum(a, b):
+    return lambda a, b: max(a, b)
+
+
+def softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^(−|x|)), as the reference."""
+    return max(x, ZERO) + math.log1p(math.exp(-abs(x)))
+
+
+@overload(softplus, inline="always")
+def _softplus(x):
+    return lambda x: max(x, ZERO) + math.log1p(math.exp(-abs(x)))
+
+
 # What the names a point function may use (``cells/_point.py``) mean in compiled CPU code:
 # scalar functions, inlined, with float32 kept float32 (the constants are float32; exp, log and
 # sqrt of a float32 are float32 in Numba).
 NAMES = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "positive": positive, "exp": math.exp,
-         "log": math.log, "sqrt": math.sqrt, "ONE": ONE, "ZERO": ZERO, "HALF": _HALF32}
+         "log": math.log, "sqrt": math.sqrt, "maximum": maximum, "softplus": softplus,
+         "ONE": ONE, "ZERO": ZERO, "HALF": _HALF32}
 
 
 _compiled_points = {}
