@@ -173,15 +173,21 @@ def glue_source(cell):
               for g, name in enumerate(cell.h_blocks)]
     vec_args = [f"vecs[{k}][j]" for k in range(len(cell.vectors))]   # unit params, constants
     n_fwd = n_state + len(cell.saves)
-    outs = ", ".join(f"out[{k}, j]" for k in range(n_fwd))
 
     def copies(pairs):
         return "".join(f"    for j in range(H):\n        {dst} = {src}\n" for dst, src in pairs)
 
     def point_call(state_args, row="b"):
+        """The point for every unit of a row, its results into ``out``: in one loop, or for more
+        than ``STORES_PER_LOOP`` results in several, each storing its share of them."""
         args = ",\n            ".join(a_args(row) + u_args + vec_args + state_args)
-        return (f"    for j in range(H):\n        {outs} = point(\n"
-                f"            {args})\n")
+        loops = []
+        for lo in range(0, n_fwd, STORES_PER_LOOP):
+            share = range(lo, min(lo + STORES_PER_LOOP, n_fwd))
+            targets = ", ".join(f"out[{k}, j]" if k in share else "_" for k in range(n_fwd))
+            loops.append(f"    for j in range(H):\n        {targets} = point(\n"
+                         f"            {args})\n")
+        return "".join(loops)
 
     def point_call_t(state_args):
         return point_call(state_args, "t, b")
@@ -353,6 +359,11 @@ def constants(cell, n_fwd, n_bwd):
 # read the carry they overwrite, up to five (lstm's six straight: medium 20.5 -> 23 ms).
 DIRECT_MAX_FORWARD = 7
 DIRECT_MAX_BACKWARD = 5
+# A loop that stores more results than this into ``out`` (each row of it an array of its own to
+# LLVM's checks for overlap with the loads) stays scalar: slstm's ten results (its four states and
+# six saves) are stored by two loops, each computing the point again and keeping its share (the
+# compiler drops the rest). Figures in docs/performance.md.
+STORES_PER_LOOP = 7
 
 
 def step_checks(cell):

@@ -26,8 +26,9 @@ the check Python's semantics need would sit in every loop and stop LLVM from vec
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from ._blas import BLAS_MIN_ROWS, dgemm, sgemm
 
@@ -80,6 +81,70 @@ def sigmoid_f32(x):
     return _HALF32 + _HALF32 * tanh(_HALF32 * x)     # tanh is tanh_f32 here (see below)
 
 
+# ------------------------------------------------------------------ float32 exp, Cephes' form
+# exp(x) = 2^n · e^r, n = round(x / ln 2), |r| ≤ ln 2 / 2: e^r by Cephes' expf polynomial (about
+# 1 ulp), 2^n made from its bits. Every step is one LLVM vectorises (floor, conversion, shift,
+# bitcast), where a call to ``expf`` would leave the loop scalar.
+_EXP_MAX = np.float32(88.3762626647949)     # e^x overflows float32 above this
+_EXP_MIN = np.float32(-88.3762626647949)    # from here down, 2^n's bits are those of 0
+_LOG2E = np.float32(1.44269504088896341)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_P0 = np.float32(1.9875691500e-4)
+_P1 = np.float32(1.3981999507e-3)
+_P2 = np.float32(8.3334519073e-3)
+_P3 = np.float32(4.1665795894e-2)
+_P4 = np.float32(1.6666665459e-1)
+_P5 = np.float32(5.0000001201e-1)
+_TWO32 = np.float32(2.0)
+_Q3, _Q5, _Q7, _Q9, _Q11, _Q13 = (np.float32(1 / k) for k in (3, 5, 7, 9, 11, 13))   # atanh's
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """The float32 whose bit pattern is the low 32 bits of the integer ``bits``."""
+    sig = types.float32(bits)
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if signature.args[0].bitwidth > 32:
+            value = builder.trunc(value, ir.IntType(32))
+        return builder.bitcast(value, ir.FloatType())
+    return sig, codegen
+
+
+def exp_f32(x):
+    """e^x for a float32 x, to about 1 ulp down to −87.3 (where float32's normal numbers end),
+    0 from about −88 down (2^n is then made from the bits of 0: no branch), and 2.4e38 from 88.4
+    on (not inf: the cells' exponents are ≤ 0 by construction)."""
+    xc = min(max(x, _EXP_MIN), _EXP_MAX)
+    n = np.floor(xc * _LOG2E + _HALF32)               # (a float32: math.floor gives an int)
+    r = xc - n * _LN2_HI - n * _LN2_LO
+    p = r * _P0 + _P1
+    p = r * p + _P2
+    p = r * p + _P3
+    p = r * p + _P4
+    p = r * p + _P5
+    e = p * r * r + r + ONE
+    return e * _f32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+
+
+def softplus_f32(x):
+    """log(1 + e^x) = max(x, 0) + log1p(u), u = e^(−|x|) in (0, 1]: log1p(u) = 2 atanh(s) with
+    s = u / (2 + u) in (0, 1/3], a series in s² whose terms after s¹³ are below float32's
+    rounding (no cancellation for a small u, as log(1 + u) would have)."""
+    u = exp(-abs(x))                                  # exp_f32 here (see below)
+    s = u / (_TWO32 + u)
+    s2 = s * s
+    q = s2 * _Q13 + _Q11
+    q = s2 * q + _Q9
+    q = s2 * q + _Q7
+    q = s2 * q + _Q5
+    q = s2 * q + _Q3
+    q = s2 * q + ONE
+    return max(x, ZERO) + _TWO32 * s * q
+
+
 def sigmoid_f64(x):
     """The reference's overflow-free form: exp is only taken of a non-positive number."""
     if x >= 0:
@@ -127,12 +192,25 @@ def _relu(x):
 
 
 def positive(x):
-    return ONE if x > ZERO else ZERO
+    return (x > ZERO) * ONE
 
 
 @overload(positive, inline="always")
 def _positive(x):
-    return lambda x: ONE if x > ZERO else ZERO
+    # a product, not ``ONE if x > ZERO else ZERO``: that conditional, inlined twice into one
+    # loop (slstm's forward, whose point two loops call), trips Numba's SSA checks
+    return lambda x: (x > ZERO) * ONE
+
+
+def exp(x):
+    return math.exp(x)
+
+
+@overload(exp, inline="always")
+def _exp(x):
+    if _is_f32(x):
+        return exp_f32
+    return lambda x: math.exp(x)
 
 
 def maximum(a, b):
@@ -145,19 +223,21 @@ def _maximum(a, b):
 
 
 def softplus(x):
-    """log(1 + e^x) = max(x, 0) + log1p(e^(−|x|)), as the reference."""
+    """log(1 + e^x) = max(x, 0) + log1p(e^(−|x|)), as the reference (float32: ``softplus_f32``)."""
     return max(x, ZERO) + math.log1p(math.exp(-abs(x)))
 
 
 @overload(softplus, inline="always")
 def _softplus(x):
+    if _is_f32(x):
+        return softplus_f32
     return lambda x: max(x, ZERO) + math.log1p(math.exp(-abs(x)))
 
 
 # What the names a point function may use (``cells/_point.py``) mean in compiled CPU code:
 # scalar functions, inlined, with float32 kept float32 (the constants are float32; exp, log and
 # sqrt of a float32 are float32 in Numba).
-NAMES = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "positive": positive, "exp": math.exp,
+NAMES = {"sigmoid": sigmoid, "tanh": tanh, "relu": relu, "positive": positive, "exp": exp,
          "log": math.log, "sqrt": math.sqrt, "maximum": maximum, "softplus": softplus,
          "ONE": ONE, "ZERO": ZERO, "HALF": _HALF32}
 
