@@ -2,7 +2,7 @@
 
     import minigru as mg
     cell = mg.cell("gru")                       # forward, backward, step, init
-    mg.VARIANTS                                 # the 15 variants of VARIANTS.md
+    mg.VARIANTS                                 # the 21 variants of VARIANTS.md
     mg.gradcheck("gru")                         # every gradient against finite differences
     mg.RNN("gru", 8, 16, num_layers=2)          # layers as torch.nn.GRU, forward and backward
     mg.optim.Adam, mg.fit, mg.save_checkpoint   # training

@@ -22,7 +22,7 @@ def _variant_list(value):
         raise argparse.ArgumentTypeError(
             f"no variant given ({value!r}); choose 'all' or from {', '.join(REGISTRY)}")
     for name in names:
-        if name not in REGISTRY:                       # the 15, and any registered ones
+        if name not in REGISTRY:                       # the 21, and any registered ones
             raise argparse.ArgumentTypeError(
                 f"unknown variant {name!r}; choose 'all' or from {', '.join(REGISTRY)}")
     return names
