@@ -85,6 +85,9 @@ class Cell:
                 value = _regularise.check(self.variant, key, value)
             elif key == "dropout":
                 value = _check.probability("dropout", value)
+            elif key == "scan":
+                if value not in ("sequential", "parallel"):
+                    raise ValueError(f"scan must be 'sequential' or 'parallel', got {value!r}")
             elif key in self.variant.constants:        # janet's beta
                 value = float(_check.real(key, value))
             elif key == "momentum":
@@ -336,6 +339,8 @@ class Cell:
             bool(training), dtype)
         if masks is not None and masks.in_loop is not None:
             kw["masks"] = self._loop_masks(masks.in_loop)
+        if self.options.get("scan", "sequential") != "sequential":
+            kw["scan"] = self.options["scan"]         # (mingru, minlstm: _scan.py)
         # copies of what the backward reads, so that it differentiates this forward
         states = () if state0 is None else state0 if isinstance(state0, tuple) else (state0,)
         *copies, x = self._snapshot([*p.values(), *states, x])

@@ -46,6 +46,7 @@ import numpy as np
 from ._init import Layout
 from ._math import normalize, normalize_backward
 from ._point import reads as _reads
+from ._scan import linear_scan, linear_scan_backward
 from ._variant import Variant, uniform_init
 
 EPS = 1e-5           # the normalisations' epsilon (PyTorch's LayerNorm and BatchNorm default)
@@ -89,6 +90,7 @@ class Gated:
     packed: tuple = ()                  # ((vector, (unit params in it, in order)), ...)
     constants: tuple = ()               # ((name, default), ...): per-unit, fixed by an option
     output_only: bool = False           # state[0] is the output, not fed back (sru's h)
+    linear: Optional[tuple] = None      # (coefficients, coefficients_backward): h' = a⊙h + b
     nonnegative: tuple = ()             # state components a given state must have ≥ 0
 
     def __post_init__(self):
@@ -139,6 +141,15 @@ class Gated:
         if self.output_only and _reads(self.point, self.state[0]):
             raise ValueError(f"{self.name}: with output_only, state[0] ({self.state[0]!r}) is "
                              f"the output, which is not fed back: the point must not read it")
+        if self.linear is not None and not (
+                isinstance(self.linear, tuple) and len(self.linear) == 2
+                and all(callable(f) for f in self.linear)):
+            raise TypeError(f"{self.name}: linear must be (coefficients, coefficients_backward), "
+                            f"two point functions, got {self.linear!r}")
+        if self.linear is not None and (self.Gh or len(self.state) > 1 or self.vectors):
+            raise ValueError(f"{self.name}: linear (a recurrence h' = a⊙h + b with a, b from x "
+                             f"alone) needs no h blocks, one state component and no unit "
+                             f"parameters or constants")
         if not set(self.nonnegative) <= set(self.state[1 if self.output_only else 0:]):
             raise ValueError(f"{self.name}: nonnegative must name state components, got "
                              f"{self.nonnegative!r}")
@@ -263,17 +274,22 @@ class Gated:
             state=self.state[1:] if self.output_only else self.state, loop_state=self.state,
             nonnegative_state=self.nonnegative, output_is_state=not self.output_only,
             bias_params=self.bias_params,
-            run_options={**({"momentum": 0.1} if batch else {}), **dict(self.constants)},
+            run_options={**({"momentum": 0.1} if batch else {}), **dict(self.constants),
+                         **({"scan": "sequential"} if self.linear else {})},
             constants=tuple(name for name, _ in self.constants),
             init_buffers=self.init_buffers if batch else None, structure=self,
             layout=self.layout(), loop_regularisers=True)
 
     # ------------------------------------------------------------------ the NumPy reference
-    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None, masks=None):
+    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None, masks=None,
+                scan="sequential"):
         """``masks`` (``_regularise.LoopMasks``): recurrent dropout's m_h, the products then
         formed from h ⊙ m_h; zoneout's k_t, each new state then k ⊙ old + (1 − k) ⊙ the point's
         (kept as ``new_<component>s`` for the backward, which differentiates the point at the
-        state it made)."""
+        state it made). ``scan="parallel"`` (a ``linear`` cell): every step at once, in log
+        space (``_scan.py``)."""
+        if scan == "parallel":
+            return self._scan_forward(p, x, state0, training, momentum, buffers, masks)
         m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         T, B, _ = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
@@ -311,6 +327,8 @@ class Gated:
         return S[0][1:].copy(), final if len(S) > 1 else final[0], cache
 
     def backward(self, p, cache, dys, dstate):
+        if cache.get("scan") == "parallel":
+            return self._scan_backward(p, cache, dys, dstate)
         x = cache["x"]
         T, B, H = dys.shape
         Gx, Gh = self.Gx, self.Gh
@@ -378,6 +396,37 @@ class Gated:
         out = out if isinstance(out, tuple) else (out,)
         new = tuple(out[:len(self.state)])
         return new[0], new if len(new) > 1 else new[0]
+
+    # ------------------------------------------------------------------ the parallel scan
+    def _scan_forward(self, p, x, h0, training, momentum, buffers, masks):
+        """The linear recurrence for every step at once: its coefficients a, b from the x side
+        (the cell's ``coefficients``, on whole (T, B, H) arrays), then ``linear_scan``."""
+        if masks is not None and masks.keep is not None:
+            raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
+                                      f"{self.name}; use scan='sequential' with it")
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        xa, cache = self._x_forward(p, x, H, training, momentum, buffers)   # (T, B, Gx·H)
+        coefficients = self.linear[0]
+        a, b = coefficients(*_blocks(xa, self.Gx))
+        hs = np.empty((T + 1, B, H), x.dtype)
+        hs[0] = h0
+        hs[1:] = linear_scan(a, b, h0)
+        cache.update({"x": x, "xa": xa, "a": a, "b": b, self.state[0] + "s": hs, "masks": masks,
+                      "scan": "parallel"})
+        return hs[1:].copy(), hs[T].copy(), cache
+
+    def _scan_backward(self, p, cache, dys, dstate):
+        """The reverse scan (``linear_scan_backward``), then the coefficients' backward and the
+        x side's, as the sequential backward ends."""
+        x, a, b, hs = cache["x"], cache["a"], cache["b"], cache[self.state[0] + "s"]
+        T, B, H = dys.shape
+        d_coef_a, d_coef_b, dh0 = linear_scan_backward(a, hs, dys, dstate)
+        d_blocks = self.linear[1](d_coef_a, d_coef_b, *_blocks(cache["xa"], self.Gx), a, b)
+        da = np.concatenate(d_blocks, axis=-1) if self.Gx > 1 else d_blocks[0]
+        grads, dxw = self._x_backward(p, da, cache)
+        grads["W"] = x.reshape(T * B, -1).T @ dxw.reshape(T * B, self.Gx * H)
+        return dxw @ p["W"].T, dh0, {k: grads[k] for k in p if k not in self.fixed}
 
     # ------------------------------------------------------------------ the x side
     def bias_row(self, p, H, dtype):

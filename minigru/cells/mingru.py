@@ -15,8 +15,10 @@ the loop, and what remains is the linear recurrence
 
     h_t = a_t ⊙ h_{t−1} + b_t,    a_t = 1 − z_t,  b_t = z_t ⊙ ñ_t
 
-which the paper evaluates with a parallel scan (in log space). This file runs it sequentially,
-one pointwise line per step: the same numbers, and the form a reader can follow. The backward is
+which the paper evaluates with a parallel scan (in log space). The point functions run it one
+pointwise line per step: the form a reader can follow. ``scan="parallel"`` (a cell option) runs
+the same recurrence for every step at once from its coefficients a and b (``_scan.py``): the
+same numbers to rounding. The backward is
 again a linear recurrence, run in reverse: dh_{t−1} = (1 − z_t) ⊙ dh_t (plus dL/dh_{t−1} from the
 output); every other gradient is pointwise or one product after that loop.
 
@@ -45,9 +47,21 @@ def mingru_point_backward(dh, h, h_new, z, n):
     return daz, dan, dh * (ONE - z)
 
 
+def mingru_coefficients(az, an):
+    """a = 1 − z and b = z ⊙ ñ of h' = a ⊙ h + b, for every step at once (scan="parallel")."""
+    return sigmoid(-az), sigmoid(az) * an             # 1 − σ(a) = σ(−a), exact for z near 1
+
+
+def mingru_coefficients_backward(da, db, az, an, a, b):
+    """da, db (into the coefficients) -> daz, dan."""
+    z = sigmoid(az)
+    return -da * a * z + db * an * z * (ONE - z), db * z   # dσ(−a)/da = −σ(−a)σ(a)
+
+
 MINGRU = Gated(name="mingru", paper=CITATION_FENG,
                equations="z=σ(xW_z+b_z); ñ=xW_n+b_n; h'=(1-z)⊙h+z⊙ñ",
                x_blocks=("z", "n"), saves=("z", "n"), gates=("z",), keep=("z", -1),
-               point=mingru_point, point_backward=mingru_point_backward)
+               point=mingru_point, point_backward=mingru_point_backward,
+               linear=(mingru_coefficients, mingru_coefficients_backward))
 
 VARIANTS = (MINGRU.variant(),)

@@ -15,8 +15,9 @@ As in mingru, nothing on the right depends on h but h itself, so the recurrence 
     h_t = a_t ⊙ h_{t−1} + b_t,    a_t = f'_t,  b_t = i'_t ⊙ ñ_t,
 
 and the normalisation f' + i' = 1 makes h a weighted average of the old state and the candidate
-(the paper's answer to the LSTM's output growing without bound once c is dropped). This file runs
-the recurrence one step at a time; the backward is the same recurrence in reverse,
+(the paper's answer to the LSTM's output growing without bound once c is dropped). The point
+functions run the recurrence one step at a time; ``scan="parallel"`` runs it for every step at
+once from its coefficients (``_scan.py``). The backward is the same recurrence in reverse,
 dh_{t−1} = f'_t ⊙ dh_t, plus what the output adds.
 
 Three blocks of x W and no recurrent product (``_gated_structure.py`` runs the loop). Cache,
@@ -50,10 +51,29 @@ def minlstm_point_backward(dh, h, h_new, f, i, n):
     return daf, dai, dh * ip, dh * fp
 
 
+def minlstm_coefficients(af, ai, an):
+    """a = f' and b = i' ⊙ ñ of h' = a ⊙ h + b, for every step at once (scan="parallel")."""
+    f = sigmoid(af)
+    i = sigmoid(ai)
+    s = f + i
+    return f / s, i / s * an
+
+
+def minlstm_coefficients_backward(da, db, af, ai, an, a, b):
+    """da, db (into the coefficients) -> daf, dai, dan."""
+    f = sigmoid(af)
+    i = sigmoid(ai)
+    s = f + i
+    dip = db * an                                     # b = i'·ñ
+    d = (da - dip) / s                                # f' = f/s, i' = i/s
+    return d * (i / s) * f * (ONE - f), -d * (f / s) * i * (ONE - i), db * (i / s)
+
+
 MINLSTM = Gated(name="minlstm", paper=CITATION_FENG,
                 equations="f,i=σ(xW_{f,i}+b); ñ=xW_n+b_n; h'=(f⊙h+i⊙ñ)/(f+i)",
                 x_blocks=("f", "i", "n"), saves=("f", "i", "n"), gates=("f", "i"),
                 keep=("f", 1), opposite=("i",),
-                point=minlstm_point, point_backward=minlstm_point_backward)
+                point=minlstm_point, point_backward=minlstm_point_backward,
+                linear=(minlstm_coefficients, minlstm_coefficients_backward))
 
 VARIANTS = (MINLSTM.variant(),)

@@ -400,8 +400,13 @@ class GatedBackend:
     loop_regularisers = True          # its kernels apply recurrent dropout and zoneout (masks=)
 
     def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None,
-                masks=None):
+                masks=None, scan="sequential"):
         cell, k = self.cell, self.kernels
+        if scan != "sequential":
+            raise NotImplementedError(
+                f"scan={scan!r} runs on backend 'numpy' so far ({cell.name}'s recurrence for "
+                f"every step at once, _scan.py); the cuda backend's is not written yet: "
+                f"use scan='sequential' here")
         T, B, _ = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
         H = states0[0].shape[1]

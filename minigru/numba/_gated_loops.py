@@ -542,8 +542,14 @@ class GatedBackend:
         return {"gamma": dgamma, "beta": dbeta}, dv
 
     # ------------------------------------------------------------------ the API
-    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None, masks=None):
+    def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None, masks=None,
+                scan="sequential"):
         cell, plan = self.cell, self.plan
+        if scan != "sequential":
+            raise NotImplementedError(
+                f"scan={scan!r} runs on backend 'numpy' so far ({cell.name}'s recurrence for "
+                f"every step at once, _scan.py); the numba backend's is not written yet: "
+                f"use scan='sequential' here")
         m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         T, B, I = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
