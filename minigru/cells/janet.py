@@ -16,8 +16,9 @@ The LSTM's cell state and output gate go, and its input gate becomes ``1 − σ(
 pre-activation as the forget gate, shifted. With β = 0 the two would sum to one (a GRU-like
 convex mix); β > 0 makes the input share 1 − σ(s − β) a little larger than 1 − σ(s), so a unit
 takes in slightly more than it forgets (the paper: "allowing slightly more information to
-accumulate than the amount forgotten"), which it found to help long memories. The forget bias starts as chrono draws it (Tallec & Ollivier 2018), so the
-units' memories start spread over time scales up to ``t_max`` steps.
+accumulate than the amount forgotten"), which it found to help long memories. The forget bias
+starts as chrono draws it (Tallec & Ollivier 2018), so the units' memories start spread over
+time scales up to ``t_max`` steps.
 
 Two blocks of x W and of h U, each pair summed (``_gated_structure.py`` runs the loop). Cache,
 T steps, B batch, H hidden:
