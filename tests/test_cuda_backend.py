@@ -228,3 +228,9 @@ def test_input_dropout_refuses_device_arrays_by_name():
     x = cuda.to_device(np.ones((2, 2, 3)))
     with pytest.raises(NotImplementedError, match="device arrays were given"):
         mg.cell("gru", "cuda", input_dropout=0.2).forward(p, x)
+
+
+def test_the_parallel_scan_says_it_is_not_on_cuda_yet():
+    p = mg.cell("mingru").init(3, 4, rng=np.random.default_rng(0))
+    with pytest.raises(NotImplementedError, match="the cuda backend's is not written yet"):
+        mg.cell("mingru", "cuda", scan="parallel").forward(p, np.zeros((2, 1, 3)))

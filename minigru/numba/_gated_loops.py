@@ -246,8 +246,19 @@ def glue_source(cell):
     parts = SimpleNamespace(point_call_t=point_call_t, copies=copies, a_args=a_args,
                             u_args=u_args, vec_args=vec_args, fwd_dst=fwd_dst, d_args=d_args,
                             d_results=d_results, d_state=d_state, n_bwd=n_bwd, rest=rest)
-    return "\n\n".join([forward, backward, zoneout_source(cell, parts), step,
-                          constants(cell, n_fwd, n_bwd)])
+    sources = [forward, backward, zoneout_source(cell, parts), step, constants(cell, n_fwd, n_bwd)]
+    if cell.linear is not None:                       # scan="parallel" (_scan.py)
+        a = ",\n            ".join(a_args("t, b"))
+        d_a = ", ".join(f"dxw[t, b, {g} * H + j]" for g in range(Gx))
+        sources.append(
+            "def scan_row(H, xw, bias, ca, cb, t, b):\n"
+            "    for j in range(H):\n"
+            f"        ca[t, b, j], cb[t, b, j] = coefficients(\n            {a})\n\n\n"
+            "def scan_row_backward(H, da, db, xw, bias, ca, cb, dxw, t, b):\n"
+            "    for j in range(H):\n"
+            f"        {d_a} = coefficients_backward(\n            da[b, j], db[b, j],\n"
+            f"            {a},\n            ca[t, b, j], cb[t, b, j])\n")
+    return "\n\n".join(sources)
 
 
 def zoneout_source(cell, parts):
@@ -474,9 +485,10 @@ class GatedBackend:
 
     def __init__(self, cell):
         self.cell = cell
-        self.compiled = compiled_cell("gated", cell.name, glue_source(cell),
-                                      {"point": cell.point,
-                                       "point_backward": cell.point_backward})
+        points = {"point": cell.point, "point_backward": cell.point_backward}
+        if cell.linear is not None:
+            points.update(coefficients=cell.linear[0], coefficients_backward=cell.linear[1])
+        self.compiled = compiled_cell("gated", cell.name, glue_source(cell), points)
         self.call = Entries()
         self.plan = SimpleNamespace(   # the declaration's answers, looked up once, not per call
             n_state=len(cell.state), n_saves=len(cell.saves), Gh=cell.Gh,
@@ -545,11 +557,8 @@ class GatedBackend:
     def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None, masks=None,
                 scan="sequential"):
         cell, plan = self.cell, self.plan
-        if scan != "sequential":
-            raise NotImplementedError(
-                f"scan={scan!r} runs on backend 'numpy' so far ({cell.name}'s recurrence for "
-                f"every step at once, _scan.py); the numba backend's is not written yet: "
-                f"use scan='sequential' here")
+        if scan == "parallel":
+            return self._scan_forward(p, x, state0, training, momentum, buffers, masks)
         m_h, keep = (None, None) if masks is None else (masks.h, masks.keep)
         T, B, I = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
@@ -587,6 +596,8 @@ class GatedBackend:
         return S[0][1:].copy(), tuple([s[T].copy() for s in S]), cache
 
     def backward(self, p, cache, dys, dstate):
+        if cache.get("scan") == "parallel":
+            return self._scan_backward(p, cache, dys, dstate)
         cell, plan = self.cell, self.plan
         x = cache["x"]
         T, B, H = dys.shape
@@ -635,6 +646,52 @@ class GatedBackend:
                                                                        # view at tiny)
         grads = {k: grads[k] for k in p if k not in cell.fixed}       # (not the constants)
         return dx, d_next if plan.n_state > 1 else d_next[0], grads
+
+    # ------------------------------------------------------------------ scan="parallel"
+    def _scan_forward(self, p, x, h0, training, momentum, buffers, masks):
+        """The recurrence for every step at once, chunked over both cores (``_scan.py``)."""
+        from numba import get_num_threads
+
+        from ._scan import scan_forward
+        cell, plan = self.cell, self.plan
+        if masks is not None and masks.keep is not None:
+            raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
+                                      f"{cell.name}; use scan='sequential' with it")
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
+        xw, cache = self._x_forward(p, x, H, training, momentum, buffers)
+        xw = np.array(xw)                             # (out of the scratch: the backward reads it)
+        hs, ca, cb = one_block(dtype, (T + 1, B, H), (T, B, H), (T, B, H))
+        hs[0] = h0
+        self.call(scan_forward, (dtype.char,), self.compiled, get_num_threads(), xw,
+                  p["b"] if plan.loop_bias else _dummy(dtype, 1), ca, cb, hs)
+        cache.update({"x": x, "xw": xw, "a": ca, "b": cb, plan.state_keys[0]: hs,
+                      "masks": masks, "scan": "parallel"})
+        return hs[1:].copy(), hs[T].copy(), cache
+
+    def _scan_backward(self, p, cache, dys, dstate):
+        from numba import get_num_threads
+
+        from ._scan import scan_backward
+        cell, plan = self.cell, self.plan
+        x, xw, ca = cache["x"], cache["xw"], cache["a"]
+        T, B, H = dys.shape
+        I, dtype = x.shape[2], dys.dtype
+        g = np.empty((T, B, H), dtype)
+        dxw = scratch("da", (T, B, cell.Gx * H), dtype)
+        self.call(scan_backward, (dtype.char,), self.compiled, get_num_threads(), xw,
+                  p["b"] if plan.loop_bias else _dummy(dtype, 1), ca, cache["b"],
+                  cache[plan.state_keys[0]], _writable(dys), np.ascontiguousarray(dstate), g, dxw)
+        grads, dXW = self._x_backward(p, dxw, cache)
+        grads["W"] = x.reshape(T * B, I).T @ dXW
+        if plan.loop_bias:                            # b's blocks of dL/d(x W + b)
+            sums = column_sums(dxw)
+            grads["b"] = np.concatenate([sums[cell.x_blocks.index(k) * H:
+                                              (cell.x_blocks.index(k) + 1) * H]
+                                         for k in cell.bias_blocks])
+        dx = (dXW @ np.ascontiguousarray(p["W"].T)).reshape(T, B, I)
+        return dx, ca[0] * g[0], {k: grads[k] for k in p if k not in cell.fixed}
 
     def _step_args(self, p, h, buffers):
         """The step kernel's arguments after x, from p (and ligru's running statistics)."""
