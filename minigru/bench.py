@@ -28,6 +28,7 @@ import numpy as np
 
 from ._io import atomic_write
 from .cell import Cell
+from .cells import get_variant
 
 SIZES = {  # T, B, I, H
     "tiny": (50, 16, 8, 32),
@@ -362,6 +363,38 @@ def vs_numpy_row(variant, backend, size, repeats, block):
             "train_ms": t["minigru"] * 1e3, "ratio": t["numpy"] / t["minigru"]}
 
 
+SCAN_SIZES = {"stream": (1000, 1, 1, 64), "long": (10_000, 1, 1, 64)}   # T, B, I, H
+
+
+def scan_row(variant, backend, size, repeats, block):
+    """scan="parallel" against the sequential loop (mingru, minlstm), forward and training step,
+    alternating in one process: ``ratio`` > 1 where the parallel form is faster."""
+    T, B, I, H = SCAN_SIZES[size]
+    rng = np.random.default_rng(0)
+    seq, par = Cell(variant, backend), Cell(variant, backend, scan="parallel")
+    p = seq.init(I, H, rng=rng, dtype=np.float32)
+    x = rng.normal(size=(T, B, I)).astype(np.float32)
+    R = rng.normal(size=(T, B, H)).astype(np.float32)
+
+    def forward(cell):
+        return lambda: cell.forward(p, x)
+
+    def train(cell):
+        def step():
+            _, _, cache = cell.forward(p, x)
+            cell.backward(p, cache, R)
+        return step
+    funcs = {"seq_fwd": forward(seq), "par_fwd": forward(par), "seq_train": train(seq),
+             "par_train": train(par)}
+    for f in funcs.values():
+        f()                                           # compiled before timing
+    t = alternate(funcs, repeats, block)
+    return {"variant": variant, "size": size, "T": T, "B": B, "I": I, "H": H,
+            **{f"{k}_ms": v * 1e3 for k, v in t.items()},
+            "forward_ratio": t["seq_fwd"] / t["par_fwd"],
+            "train_ratio": t["seq_train"] / t["par_train"]}
+
+
 def in_fresh_process(measure, **kwargs):
     """``measure(**kwargs)`` (a function of this module) run in a new Python process.
 
@@ -452,6 +485,24 @@ def run(variants, backend="numba", vs_torch=True, quick=False, compile_times=Fal
                 print(f"{variant:<7} {size:<7} {row['numpy_train_ms']:>9.2f}ms "
                       f"{row['train_ms']:>8.2f}ms {row['ratio']:>7.2f}", file=out)
         result["vs_numpy"] = ref_rows
+
+    scanned = [v for v in variants if "scan" in get_variant(v).run_options]
+    if scanned and backend in ("numpy", "numba"):    # (cuda's scan is not written yet)
+        print(f"\nscan='parallel' against the sequential loop (ratio > 1: parallel faster)\n"
+              f"{'variant':<8} {'size':<16} {'seq fwd':>9} {'par fwd':>9} {'ratio':>6} "
+              f"{'seq train':>10} {'par train':>10} {'ratio':>6}", file=out)
+        scan_rows = []
+        for variant in scanned:
+            for size in ("stream",) if quick else tuple(SCAN_SIZES):
+                row = in_fresh_process(scan_row, variant=variant, backend=backend, size=size,
+                                       repeats=repeats, block=block)
+                scan_rows.append(row)
+                shape = f"{size} T={row['T']}"
+                print(f"{variant:<8} {shape:<16} {row['seq_fwd_ms']:>7.2f}ms "
+                      f"{row['par_fwd_ms']:>7.2f}ms {row['forward_ratio']:>6.2f} "
+                      f"{row['seq_train_ms']:>8.2f}ms {row['par_train_ms']:>8.2f}ms "
+                      f"{row['train_ratio']:>6.2f}", file=out)
+        result["scan"] = scan_rows
 
     if regularisers:
         size = "simulator" if simulated else "tiny" if quick else "medium"

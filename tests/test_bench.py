@@ -104,3 +104,10 @@ def test_the_regularisers_row_measures_each_one_the_variant_has():
     assert set(k for k in row if k.endswith("_cost")) == {
         f"{k}_cost" for k in bench.REGULARISER_RATES}
     assert all(v > 0 for k, v in row.items() if k.endswith("_cost"))
+
+
+def test_the_scan_row_times_both_forms_of_the_linear_recurrence(monkeypatch):
+    monkeypatch.setitem(bench.SCAN_SIZES, "stream", (20, 1, 1, 4))
+    row = bench.scan_row("mingru", "numba", "stream", repeats=1, block=1)
+    assert row["T"] == 20 and row["forward_ratio"] > 0 and row["train_ratio"] > 0
+    assert {"seq_fwd_ms", "par_fwd_ms", "seq_train_ms", "par_train_ms"} <= set(row)
