@@ -145,8 +145,10 @@ def test_cache_from_another_variant():
 
 def test_unknown_option():
     regularisers = "'input_dropout', 'recurrent_dropout', 'seed', 'weight_dropout', 'zoneout'"
+    mingru_options = ("'input_dropout', 'recurrent_dropout', 'scan', 'seed', "
+                      "'weight_dropout', 'zoneout'")
     with pytest.raises(TypeError, match=rf"mingru has no option 'dropout'; its options are "
-                                        rf"\[{regularisers}\]"):
+                                        rf"\[{mingru_options}\]"):
         mg.cell("mingru", dropout=0.1)
     with pytest.raises(TypeError, match=rf"gru has no option 'dropout'; its options are "
                                         rf"\['bias', {regularisers}\]"):
