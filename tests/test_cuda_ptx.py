@@ -121,6 +121,10 @@ def run_everything(name, dtype):
         ys, state, cache = cell.forward(p, x, training=training)
     cell.backward(p, cache, np.ones(ys.shape, dtype))
     cell.step(p, x[0])
+    if "scan" in cell.variant.run_options:            # the block-level scan (cuda/_scan.py)
+        scan = mg.cell(name, backend="cuda", scan="parallel")
+        ys, state, cache = scan.forward(p, x)
+        scan.backward(p, cache, np.ones(ys.shape, dtype))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

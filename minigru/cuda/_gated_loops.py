@@ -402,11 +402,8 @@ class GatedBackend:
     def forward(self, p, x, state0, training=True, *, momentum=None, buffers=None,
                 masks=None, scan="sequential"):
         cell, k = self.cell, self.kernels
-        if scan != "sequential":
-            raise NotImplementedError(
-                f"scan={scan!r} runs on backend 'numpy' so far ({cell.name}'s recurrence for "
-                f"every step at once, _scan.py); the cuda backend's is not written yet: "
-                f"use scan='sequential' here")
+        if scan == "parallel":
+            return self._scan_forward(p, x, state0, training, momentum, buffers, masks)
         T, B, _ = x.shape
         states0 = state0 if isinstance(state0, tuple) else (state0,)
         H = states0[0].shape[1]
@@ -442,6 +439,8 @@ class GatedBackend:
         return copy(S[0][1:]), final if len(S) > 1 else final[0], cache
 
     def backward(self, p, cache, dys, dstate):
+        if cache.get("scan") == "parallel":
+            return self._scan_backward(p, cache, dys, dstate)
         cell, k = self.cell, self.kernels
         x = cache["x"]
         T, B, H = dys.shape
@@ -498,3 +497,53 @@ class GatedBackend:
         dx = gemm(dXW, p["W"], tb=True).reshape(T, B, I)
         grads = {n: grads[n] for n in p if n not in cell.fixed}       # (not the constants)
         return dx, d_next if len(d_next) > 1 else d_next[0], grads
+
+    # ------------------------------------------------------------------ scan="parallel"
+    def _scan_kernels(self, dtype):
+        """The block-level scan's kernels for this cell and dtype (``_scan.py``)."""
+        from . import _scan
+        if not hasattr(self, "_scan_units"):
+            cell = self.cell
+            env = {"coefficients": compiled_point(cell.linear[0]),
+                   "coefficients_backward": compiled_point(cell.linear[1])}
+            exec(compile(_scan.glue_source(cell), f"<CUDA scan glue of {cell.name}>", "exec"),
+                 env)
+            self._scan_units = (cuda.jit(device=True)(env["coefficients_unit"]),
+                                cuda.jit(device=True)(env["coefficients_backward_unit"]))
+        return _scan.kernels(*self._scan_units, dtype)
+
+    def _scan_forward(self, p, x, h0, training, momentum, buffers, masks):
+        from ._scan import SCAN_THREADS
+        cell = self.cell
+        if masks is not None and masks.keep is not None:
+            raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
+                                      f"{cell.name}; use scan='sequential' with it")
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
+        xw, cache = self._x_forward(p, x, H, training, momentum, buffers)
+        bias = p["b"] if cell.x_norm is None and cell.bias_blocks else empty(1, dtype)
+        ca, cb, hs = empty((T, B, H), dtype), empty((T, B, H), dtype), empty((T + 1, B, H), dtype)
+        hs[0].copy_to_device(h0)
+        forward, _ = self._scan_kernels(dtype)
+        forward[B * H, SCAN_THREADS](xw, bias, ca, cb, hs)
+        cache.update({"x": x, "xw": xw, "a": ca, "b": cb, cell.state[0] + "s": hs,
+                      "scan": "parallel", "regularised": None})
+        return copy(hs[1:]), copy(hs[T]), cache
+
+    def _scan_backward(self, p, cache, dys, dstate):
+        from ._scan import SCAN_THREADS
+        cell = self.cell
+        x, xw, ca, cb = cache["x"], cache["xw"], cache["a"], cache["b"]
+        T, B, H = dys.shape
+        I, dtype = x.shape[2], dys.dtype
+        bias = p["b"] if cell.x_norm is None and cell.bias_blocks else empty(1, dtype)
+        g, dh0 = empty((T, B, H), dtype), empty((B, H), dtype)
+        dxw = empty((T, B, cell.Gx * H), dtype)
+        _, backward = self._scan_kernels(dtype)
+        backward[B * H, SCAN_THREADS](xw, bias, ca, cb, cache[cell.state[0] + "s"], dys, dstate,
+                                      g, dxw, dh0)
+        grads, dXW = self._x_backward(p, dxw, cache)
+        grads["W"] = gemm(x.reshape(T * B, I), dXW, ta=True)
+        dx = gemm(dXW, p["W"], tb=True).reshape(T, B, I)
+        return dx, dh0, {n: grads[n] for n in p if n not in cell.fixed}
