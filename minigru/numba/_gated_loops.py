@@ -248,16 +248,18 @@ def glue_source(cell):
                             d_results=d_results, d_state=d_state, n_bwd=n_bwd, rest=rest)
     sources = [forward, backward, zoneout_source(cell, parts), step, constants(cell, n_fwd, n_bwd)]
     if cell.linear is not None:                       # scan="parallel" (_scan.py)
-        a = ",\n            ".join(a_args("t, b"))
         d_a = ", ".join(f"dxw[t, b, {g} * H + j]" for g in range(Gx))
-        sources.append(
-            "def scan_row(H, xw, bias, ca, cb, t, b):\n"
-            "    for j in range(H):\n"
-            f"        ca[t, b, j], cb[t, b, j] = coefficients(\n            {a})\n\n\n"
-            "def scan_row_backward(H, da, db, xw, bias, ca, cb, dxw, t, b):\n"
-            "    for j in range(H):\n"
-            f"        {d_a} = coefficients_backward(\n            da[b, j], db[b, j],\n"
-            f"            {a},\n            ca[t, b, j], cb[t, b, j])\n")
+        for suffix, row in (("", "t, b"), ("_of_row", "b")):    # xw (T, B, ·) or one row's
+            a = ",\n            ".join(a_args(row))
+            sources.append(
+                f"def scan_row{suffix}(H, xw, bias, ca, cb, t, b):\n"
+                "    for j in range(H):\n"
+                f"        ca[t, b, j], cb[t, b, j] = coefficients(\n            {a})\n\n\n"
+                f"def scan_row_backward{suffix}(H, g, hs, xw, bias, ca, cb, dxw, t, b):\n"
+                "    for j in range(H):\n"                # dL/da_t = g_t h_{t-1}, dL/db_t = g_t
+                f"        {d_a} = coefficients_backward(\n"
+                "            g[t, b, j] * hs[t, b, j], g[t, b, j],\n"
+                f"            {a},\n            ca[t, b, j], cb[t, b, j])\n")
     return "\n\n".join(sources)
 
 
@@ -652,20 +654,25 @@ class GatedBackend:
         """The recurrence for every step at once, chunked over both cores (``_scan.py``)."""
         from numba import get_num_threads
 
-        from ._scan import scan_forward
+        from ._scan import FUSE_MAX_INPUTS, scan_forward
         cell, plan = self.cell, self.plan
         if masks is not None and masks.keep is not None:
             raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
                                       f"{cell.name}; use scan='sequential' with it")
-        T, B, _ = x.shape
+        T, B, I = x.shape
         H = h0.shape[1]
         dtype = x.dtype
-        xw, cache = self._x_forward(p, x, H, training, momentum, buffers)
-        xw = np.array(xw)                             # (out of the scratch: the backward reads it)
+        x = np.ascontiguousarray(x)
+        if I <= FUSE_MAX_INPUTS and cell.x_norm is None:   # each step's x W formed in the kernel
+            xw, cache = None, {}
+        else:
+            xw, cache = self._x_forward(p, x, H, training, momentum, buffers)
+            xw = np.array(xw)                         # (out of the scratch: the backward reads it)
         hs, ca, cb = one_block(dtype, (T + 1, B, H), (T, B, H), (T, B, H))
         hs[0] = h0
-        self.call(scan_forward, (dtype.char,), self.compiled, get_num_threads(), xw,
-                  p["b"] if plan.loop_bias else _dummy(dtype, 1), ca, cb, hs)
+        bias = p["b"] if plan.loop_bias else _dummy(dtype, 1)
+        self.call(scan_forward, (dtype.char, xw is None), self.compiled, get_num_threads(), x,
+                  np.ascontiguousarray(p["W"]), xw, bias, ca, cb, hs)
         cache.update({"x": x, "xw": xw, "a": ca, "b": cb, plan.state_keys[0]: hs,
                       "masks": masks, "scan": "parallel"})
         return hs[1:].copy(), hs[T].copy(), cache
@@ -678,19 +685,30 @@ class GatedBackend:
         x, xw, ca = cache["x"], cache["xw"], cache["a"]
         T, B, H = dys.shape
         I, dtype = x.shape[2], dys.dtype
+        G = cell.Gx * H
+        C = get_num_threads()
         g = np.empty((T, B, H), dtype)
-        dxw = scratch("da", (T, B, cell.Gx * H), dtype)
-        self.call(scan_backward, (dtype.char,), self.compiled, get_num_threads(), xw,
-                  p["b"] if plan.loop_bias else _dummy(dtype, 1), ca, cache["b"],
-                  cache[plan.state_keys[0]], _writable(dys), np.ascontiguousarray(dstate), g, dxw)
+        dxw = scratch("da", (T, B, G), dtype)
+        fused = xw is None                            # the x side's gradients in the kernel
+        dx = np.empty((T, B, I) if fused else (1, 1, 1), dtype)
+        dW_parts = np.zeros((C, I, G) if fused else (1, 1, 1), dtype)
+        db_parts = np.zeros((C, G) if fused else (1, 1), dtype)
+        bias = p["b"] if plan.loop_bias else _dummy(dtype, 1)
+        self.call(scan_backward, (dtype.char, fused), self.compiled, C, x,
+                  np.ascontiguousarray(p["W"]), xw, bias, ca, cache["b"],
+                  cache[plan.state_keys[0]], _writable(dys), np.ascontiguousarray(dstate), g, dxw,
+                  dx, dW_parts, db_parts)
         grads, dXW = self._x_backward(p, dxw, cache)
-        grads["W"] = x.reshape(T * B, I).T @ dXW
+        if fused:
+            grads["W"], sums = dW_parts.sum(axis=0), db_parts.sum(axis=0)
+        else:
+            grads["W"] = x.reshape(T * B, I).T @ dXW
+            sums = column_sums(dxw) if plan.loop_bias else None
+            dx = (dXW @ np.ascontiguousarray(p["W"].T)).reshape(T, B, I)
         if plan.loop_bias:                            # b's blocks of dL/d(x W + b)
-            sums = column_sums(dxw)
             grads["b"] = np.concatenate([sums[cell.x_blocks.index(k) * H:
                                               (cell.x_blocks.index(k) + 1) * H]
                                          for k in cell.bias_blocks])
-        dx = (dXW @ np.ascontiguousarray(p["W"].T)).reshape(T, B, I)
         return dx, ca[0] * g[0], {k: grads[k] for k in p if k not in cell.fixed}
 
     def _step_args(self, p, h, buffers):
