@@ -105,14 +105,17 @@ def mse(pred, target, reduction="mean"):
     return pred.dtype.type(loss), grad.astype(pred.dtype, copy=False)
 
 
-def cross_entropy(logits, target, mask=None, reduction="mean"):
+def cross_entropy(logits, target, mask=None, reduction="mean", backend="numpy"):
     """Softmax cross-entropy over the last axis; ``(loss, dL/dlogits)``.
 
     ``logits (..., C)`` float, ``target (...)`` integer class indices in [0, C). ``mask (...)``,
     bool or 0/1 numbers, keeps the entries where it is true: padded steps of a batch are left out
     of the sum and of the count, like PyTorch's ``ignore_index`` (their targets are not looked at
     and their gradient is 0). With ``reduction="mean"`` at least one entry must be kept.
+    ``backend="numba"`` computes the same in one compiled pass per row
+    (``minigru/numba/_parts.py``); the code below is the reference it is tested against.
     """
+    numba = _backend(backend)
     _float_array("logits", logits)
     if logits.ndim == 0:
         raise ValueError("logits must have shape (..., C), got a 0-d array")
@@ -123,6 +126,10 @@ def cross_entropy(logits, target, mask=None, reduction="mean"):
     if c == 0:
         raise ValueError("every entry is masked: the mean cross-entropy over no entries is "
                          "undefined (keep at least one, or use reduction='sum')")
+
+    if numba:
+        from .numba import _parts
+        return _parts.cross_entropy(logits, np.where(keep, target, 0), keep, c)
 
     y = np.where(keep, target, 0)[..., None]                   # masked entries: any valid class
     logp = log_softmax(logits)                                 # (..., C)
@@ -137,17 +144,22 @@ def cross_entropy(logits, target, mask=None, reduction="mean"):
     return logits.dtype.type(loss), grad.astype(logits.dtype, copy=False)
 
 
-def bce_with_logits(logits, target, reduction="mean"):
+def bce_with_logits(logits, target, reduction="mean", backend="numpy"):
     """Binary cross-entropy of ``sigmoid(logits)``; ``(loss, dL/dlogits)``.
 
     ``target`` of the shape and dtype of ``logits``, values in [0, 1] (soft labels allowed).
+    ``backend="numba"``: the same, compiled, in one pass (``minigru/numba/_parts.py``).
     """
+    numba = _backend(backend)
     _float_array("logits", logits)
     _like("target", target, "logits", logits)
     if target.size and not (np.all(target >= 0) and np.all(target <= 1)):
         bad = target[(target < 0) | (target > 1) | np.isnan(target)][0]
         raise ValueError(f"target must be in [0, 1], got {bad}")
     c = _divisor(reduction, logits.size, "logits", logits)
+    if numba:
+        from .numba import _parts
+        return _parts.bce_with_logits(logits, target, c)
     with np.errstate(under="ignore"):
         softplus = np.log1p(np.exp(-np.abs(logits)))           # log(1 + e^-|x|), in [0, log 2]
     loss = np.sum(np.maximum(logits, 0) - logits * target + softplus) / c
@@ -156,6 +168,16 @@ def bce_with_logits(logits, target, reduction="mean"):
 
 
 # ---------------------------------------------------------------- helpers
+BACKENDS = ("numpy", "numba")
+
+
+def _backend(backend):
+    """True for the compiled twin, False for the NumPy reference."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend == "numba"
+
+
 def _divisor(reduction, count, name, a):
     if _reduction(reduction) == "sum":
         return 1
