@@ -29,6 +29,7 @@ import numpy as np
 from ._io import atomic_write
 from .cell import Cell
 from .cells import get_variant
+from .workloads import workload_row  # noqa: F401 (in_fresh_process finds it here)
 
 SIZES = {  # T, B, I, H
     "tiny": (50, 16, 8, 32),

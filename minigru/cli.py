@@ -125,6 +125,13 @@ def _applicable(variant, asked):
 def cmd_bench(args, out):
     from minigru.bench import plot, run
 
+    if args.workload:
+        from minigru import workloads
+        result = workloads.run(args.workload, args.variant, backend=args.backend,
+                               vs_torch=args.vs == "torch", quick=args.quick, out=out)
+        if args.plot:
+            print(f"figure: {workloads.plot_rows(result['rows'], args.plot)}", file=sys.stderr)
+        return 0
     result = run(args.variant, backend=args.backend, vs_torch=args.vs == "torch",
                  quick=args.quick, compile_times=args.compile, out=out,
                  regularisers=args.regularisers)
@@ -206,6 +213,9 @@ def build_parser():
     p.add_argument("--plot", metavar="PNG", help="also draw the ratios into this PNG file")
     p.add_argument("--regularisers", action="store_true",
                    help="also measure what each regulariser costs the training step")
+    p.add_argument("--workload", choices=["bytelm", "music"],
+                   help="instead, train a whole model (a byte-level LM, or piano rolls) "
+                        "against the same model in PyTorch, part by part")
     p.set_defaults(func=cmd_bench)
 
     from minigru.demos import DEMOS, TASKS
