@@ -39,6 +39,7 @@ Dimension legend: T steps, B batch, I input, H hidden, Gx / Gh blocks of x W / h
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Optional
 
 import numpy as np
@@ -160,27 +161,27 @@ class Gated:
                              f"{self.keep!r}")
 
     # ------------------------------------------------------------------ layout
-    @property
+    @cached_property
     def Gx(self):
         return len(self.x_blocks)
 
-    @property
+    @cached_property
     def Gh(self):
         return len(self.h_blocks)
 
-    @property
+    @cached_property
     def bias_blocks(self):
         """The x blocks ``b`` holds, in order ((): no ``b``; a batch norm has ``beta``)."""
         if self.x_norm == "batch":
             return ()
         return self.x_blocks if self.bias is None or self.x_norm == "layer" else self.bias
 
-    @property
+    @cached_property
     def h_bias_blocks(self):
         """The h blocks ``c`` holds, in order (all of them after a layer norm)."""
         return self.h_blocks if self.h_norm == "layer" else self.h_bias
 
-    @property
+    @cached_property
     def separate(self):
         """The h blocks whose gradient the point's backward returns (those not summed)."""
         return tuple(g for g in self.h_blocks if g not in self.summed)
@@ -210,19 +211,24 @@ class Gated:
             s[name] = (len(parts) * H,)
         return s
 
-    @property
+    @cached_property
     def fixed(self):
         """The constants' names: in the p the loops are given, never in the gradients."""
         return tuple(name for name, _ in self.constants)
 
-    @property
+    @cached_property
     def vectors(self):
         """What the point gets unit by unit after the blocks: unit params, then constants."""
         return self.unit_params + self.fixed
 
+    @cached_property
+    def _packed_parts(self):
+        """{unit parameter: (the packed vector holding it, its place there)}."""
+        return {u: (name, k) for name, parts in self.packed for k, u in enumerate(parts)}
+
     def unit_arrays(self, p, H):
         """The (H,) arrays of ``vectors`` from p (a packed vector's parts are views of it)."""
-        where = {u: (name, k) for name, parts in self.packed for k, u in enumerate(parts)}
+        where = self._packed_parts
         out = []
         for name in self.vectors:
             if name in where:

@@ -15,6 +15,7 @@ and ``dstate`` are arrays (zeros filled in), shapes and dtypes agree. Checking i
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Optional
 
 import numpy as np
@@ -66,12 +67,12 @@ class Variant:
         object.__setattr__(self, "loop_state", loop)
         object.__setattr__(self, "lstm_state", state == ("h", "c"))
 
-    @property
+    @cached_property
     def n_state(self):
         """How many components the state has (1: an array; more: a tuple of arrays)."""
         return len(self.state)
 
-    @property
+    @cached_property
     def hidden_outputs(self):
         """How many of the loops' components lead ``loop_state`` without being state (sru: 1)."""
         return len(self.loop_state) - len(self.state)
