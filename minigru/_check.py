@@ -59,6 +59,23 @@ def array(name, a, shape, dtype, legend=None, is_device=None):
     raise ValueError(f"{name} must have shape {want}, got {a.shape}")
 
 
+def state(name, state, names, shape, dtype, legend, owner, is_device=None):
+    """A state of components ``names``: one array of ``shape``, or for several components a
+    tuple of such arrays in that order; ``owner`` names whose state it is in the message
+    ("lstm", "an lstm RNN")."""
+    if len(names) > 1:
+        if not (isinstance(state, tuple) and len(state) == len(names)):
+            raise TypeError(f"{name} of {owner} must be a tuple ({', '.join(names)}) of "
+                            f"{legend} arrays, got "
+                            + (f"a tuple of {len(state)}" if isinstance(state, tuple)
+                               else type(state).__name__))
+        return tuple(array(f"{name}[{i}]", s, shape, dtype, legend, is_device)
+                     for i, s in enumerate(state))
+    if isinstance(state, tuple):
+        raise TypeError(f"{name} of {owner} must be an array {legend}, got a tuple")
+    return array(name, state, shape, dtype, legend, is_device)
+
+
 def not_plain(name, a):
     """Refuse the ndarray subclasses whose meaning the arithmetic would silently drop: a masked
     array's mask (its masked entries would be computed with), a matrix's 2-D-only products."""

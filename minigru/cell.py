@@ -214,22 +214,11 @@ class Cell:
         return {**p, **self._zero_biases[1]}
 
     def _check_state(self, name, state, B, H, dtype):
-        legend = "(B, H)"
-        names = self.variant.state
-        if len(names) > 1:
-            if not (isinstance(state, tuple) and len(state) == len(names)):
-                raise TypeError(f"{name} of {self.name} must be a tuple ({', '.join(names)}) of "
-                                f"(B, H) arrays, got "
-                                + (f"a tuple of {len(state)}" if isinstance(state, tuple)
-                                   else type(state).__name__))
-            state = tuple(_check.array(f"{name}[{i}]", s, (B, H), dtype, legend, self._is_device)
-                          for i, s in enumerate(state))
-            if name != "dstate":
-                self._check_nonnegative(name, state)
-            return state
-        if isinstance(state, tuple):
-            raise TypeError(f"{name} of {self.name} must be an array (B, H), got a tuple")
-        return _check.array(name, state, (B, H), dtype, legend, self._is_device)
+        state = _check.state(name, state, self.variant.state, (B, H), dtype, "(B, H)",
+                             self.name, self._is_device)
+        if isinstance(state, tuple) and name != "dstate":
+            self._check_nonnegative(name, state)
+        return state
 
     def _check_nonnegative(self, name, state):
         """The components a state must have ≥ 0: slstm's normaliser n, for h = o ⊙ c / n (each

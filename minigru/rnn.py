@@ -154,20 +154,9 @@ class RNN(Module):
     # ------------------------------------------------------------------ checks
     def _check_state(self, name, state, B):
         shape = (self.num_layers * self.num_directions, B, self.hidden_size)
-        legend = "(L·D, B, H)"
-        names = self.state_names
-        if len(names) > 1:
-            if not (isinstance(state, tuple) and len(state) == len(names)):
-                raise TypeError(f"{name} of an {self.variant} RNN must be a tuple "
-                                f"({', '.join(names)}) of {legend} arrays, got "
-                                + (f"a tuple of {len(state)}" if isinstance(state, tuple)
-                                   else type(state).__name__))
-            return tuple(_check.array(f"{name}[{i}]", s, shape, self.dtype, legend)
-                         for i, s in enumerate(state))
-        if isinstance(state, tuple):
-            raise TypeError(f"{name} of a {self.variant} RNN must be an array {legend}, "
-                            "got a tuple")
-        return _check.array(name, state, shape, self.dtype, legend)
+        article = "an" if self.variant[0] in "aeiolmnrsx" else "a"   # an lstm, an rnn, a gru
+        return _check.state(name, state, self.state_names, shape, self.dtype, "(L·D, B, H)",
+                            f"{article} {self.variant} RNN")
 
     def _check_lengths(self, lengths, T, B):
         want = f"one length per batch row, an integer array (B,) = ({B},)"

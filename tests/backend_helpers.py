@@ -29,6 +29,27 @@ def close(label, ours, ref, dtype):
     assert err <= TOL[dtype], f"{label}: relative error {err:.2e} > {TOL[dtype]:.0e}"
 
 
+def check_same_training_step(ref, ours, p, x, h0, dys, dh_T, tol, p_ours=None):
+    """Two cells (a reference and ours) given the same problem: outputs, final state, dx,
+    dh0 and every gradient within ``tol`` of the reference's, relative to each one's largest
+    entry, in ``ours``'s dtype. ``p_ours``: ours's own copy of p (another dtype, say)."""
+    def rel(a, b):
+        a = np.asarray(a)
+        return np.max(np.abs(a.astype(np.float64) - b)) / max(np.max(np.abs(b)), 1e-300)
+    q = p if p_ours is None else p_ours
+    dtype = next(iter(q.values())).dtype
+    cast = (lambda a: a.astype(dtype))
+    ys, h_T, cache = ref.forward(p, x, h0)
+    yp, hp, cache_p = ours.forward(q, cast(x), cast(h0))
+    assert np.asarray(yp).dtype == dtype and rel(yp, ys) < tol and rel(hp, h_T) < tol
+    dx, dh0, grads = ref.backward(p, cache, dys, dh_T)
+    dxp, dh0p, gradsp = ours.backward(q, cache_p, cast(dys), cast(dh_T))
+    assert rel(dxp, dx) < tol and rel(dh0p, dh0) < tol
+    for k in p:
+        assert np.asarray(gradsp[k]).dtype == dtype and rel(gradsp[k], grads[k]) < tol, k
+    return cache_p
+
+
 def _tuple(s):
     return s if isinstance(s, tuple) else (s,)
 

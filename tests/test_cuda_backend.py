@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import minigru as mg
-from backend_helpers import check_against_reference
+from backend_helpers import check_against_reference, check_same_training_step
 
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 if not cuda.is_available():
@@ -239,22 +239,12 @@ def test_the_block_scan_equals_the_sequential_reference(variant, T, dtype):
     with fewer steps than threads (T=2) and more (T=40)."""
     rng = np.random.default_rng(T)
     B, I, H = 2, 3, 4
-    p = {k: v.astype(dtype) for k, v in mg.cell(variant).init(I, H, rng=rng).items()}
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    h0 = (3.0 * rng.standard_normal((B, H))).astype(dtype)
-    dys = rng.standard_normal((T, B, H)).astype(dtype)
-    dh_T = rng.standard_normal((B, H)).astype(dtype)
-    ref, ours = mg.cell(variant), mg.cell(variant, "cuda", scan="parallel")
-    tol = 1e-12 if dtype == np.float64 else 1e-5
-    rel = (lambda a, b: np.max(np.abs(np.asarray(a) - b)) / max(np.max(np.abs(b)), 1e-30))
-    ys, h_T, cache = ref.forward(p, x, h0)
-    yp, hp, cache_p = ours.forward(p, x, h0)
-    assert yp.dtype == dtype and rel(yp, ys) < tol and rel(hp, h_T) < tol
-    dx, dh0, grads = ref.backward(p, cache, dys, dh_T)
-    dxp, dh0p, gradsp = ours.backward(p, cache_p, dys, dh_T)
-    assert rel(dxp, dx) < tol and rel(dh0p, dh0) < tol
-    for k in p:
-        assert gradsp[k].dtype == dtype and rel(gradsp[k], grads[k]) < tol, k
+    p = mg.cell(variant).init(I, H, rng=rng)
+    x, h0 = rng.standard_normal((T, B, I)), 3.0 * rng.standard_normal((B, H))
+    dys, dh_T = rng.standard_normal((T, B, H)), rng.standard_normal((B, H))
+    check_same_training_step(mg.cell(variant), mg.cell(variant, "cuda", scan="parallel"), p, x,
+                             h0, dys, dh_T, 1e-12 if dtype == np.float64 else 1e-5,
+                             p_ours={k: v.astype(dtype) for k, v in p.items()})
 
 
 def test_the_block_scan_refuses_zoneout_by_name():

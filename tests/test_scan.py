@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minigru as mg
+from backend_helpers import check_same_training_step
 from minigru.cells._scan import linear_scan, linear_scan_backward
 
 LINEAR = ["mingru", "minlstm"]
@@ -29,15 +30,8 @@ def _problem(variant, T, B=3, I=4, H=5, seed=0, h0_scale=3.0):
 def test_parallel_equals_sequential_forward_and_backward(variant, T):
     p, x, h0, R, S = _problem(variant, T)
     seq, par = mg.cell(variant), mg.cell(variant, scan="parallel")
-    ys, h_T, cache = seq.forward(p, x, h0)
-    yp, hp, cache_p = par.forward(p, x, h0)
+    cache_p = check_same_training_step(seq, par, p, x, h0, R, S, 1e-10)
     assert cache_p["scan"] == "parallel"
-    assert _rel(yp, ys) < 1e-10 and _rel(hp, h_T) < 1e-10
-    dx, dh0, grads = seq.backward(p, cache, R, S)
-    dxp, dh0p, gradsp = par.backward(p, cache_p, R, S)
-    assert _rel(dxp, dx) < 1e-10 and _rel(dh0p, dh0) < 1e-10
-    for k in p:
-        assert _rel(gradsp[k], grads[k]) < 1e-10, k
 
 
 @pytest.mark.parametrize("variant", LINEAR)
@@ -131,20 +125,14 @@ def test_the_compiled_chunked_scan_equals_the_sequential_reference(variant, T, d
     scatter: over 257 steps its rounding alone moves the recurrence 2e-4 away from float64, and
     the scan forms x W for few inputs itself, rounded otherwise than the library's product."""
     p, x, h0, R, S = _problem(variant, T, seed=T)
-    c = (lambda a: a.astype(dtype))
-    ref, ours = mg.cell(variant, "numba"), mg.cell(variant, "numba", scan="parallel")
-    tol = 1e-10 if dtype == np.float64 else 5e-4
+    ours = mg.cell(variant, "numba", scan="parallel")
     if dtype == np.float64:
-        ref = mg.cell(variant)
-    p, x, h0, R, S = {k: c(v) for k, v in p.items()}, c(x), c(h0), c(R), c(S)
-    ys, h_T, cache = ref.forward(p, x, h0)
-    yp, hp, cache_p = ours.forward(p, x, h0)
-    assert yp.dtype == dtype and _rel(yp, ys) < tol and _rel(hp, h_T) < tol
-    dx, dh0, grads = ref.backward(p, cache, R, S)
-    dxp, dh0p, gradsp = ours.backward(p, cache_p, R, S)
-    assert _rel(dxp, dx) < tol and _rel(dh0p, dh0) < tol
-    for k in p:
-        assert gradsp[k].dtype == dtype and _rel(gradsp[k], grads[k]) < tol, k
+        check_same_training_step(mg.cell(variant), ours, p, x, h0, R, S, 1e-10)
+    else:
+        c = (lambda a: a.astype(dtype))
+        p32 = {k: c(v) for k, v in p.items()}
+        check_same_training_step(mg.cell(variant, "numba"), ours, p32, c(x), c(h0), c(R), c(S),
+                                 5e-4)
 
 
 @pytest.mark.parametrize("I", [4, 12], ids=["x W in the kernel", "x W before it"])
@@ -161,12 +149,5 @@ def test_the_chunked_scan_for_any_number_of_chunks(variant, chunks, I, monkeypat
     assert (I <= FUSE_MAX_INPUTS) == (I == 4)
     monkeypatch.setattr(numba, "get_num_threads", lambda: chunks)
     p, x, h0, R, S = _problem(variant, 37, I=I, seed=chunks)
-    ref, ours = mg.cell(variant), mg.cell(variant, "numba", scan="parallel")
-    ys, h_T, cache = ref.forward(p, x, h0)
-    yp, hp, cache_p = ours.forward(p, x, h0)
-    assert _rel(yp, ys) < 1e-12 and _rel(hp, h_T) < 1e-12
-    dx, dh0, grads = ref.backward(p, cache, R, S)
-    dxp, dh0p, gradsp = ours.backward(p, cache_p, R, S)
-    assert _rel(dxp, dx) < 1e-12 and _rel(dh0p, dh0) < 1e-12
-    for k in p:
-        assert _rel(gradsp[k], grads[k]) < 1e-12, k
+    check_same_training_step(mg.cell(variant), mg.cell(variant, "numba", scan="parallel"),
+                             p, x, h0, R, S, 1e-12)

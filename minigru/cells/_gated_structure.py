@@ -47,7 +47,7 @@ import numpy as np
 from ._init import Layout
 from ._math import normalize, normalize_backward
 from ._point import reads as _reads
-from ._scan import linear_scan, linear_scan_backward
+from ._scan import linear_scan, linear_scan_backward, refuse_zoneout
 from ._variant import Variant, uniform_init
 
 EPS = 1e-5           # the normalisations' epsilon (PyTorch's LayerNorm and BatchNorm default)
@@ -407,9 +407,7 @@ class Gated:
     def _scan_forward(self, p, x, h0, training, momentum, buffers, masks):
         """The linear recurrence for every step at once: its coefficients a, b from the x side
         (the cell's ``coefficients``, on whole (T, B, H) arrays), then ``linear_scan``."""
-        if masks is not None and masks.keep is not None:
-            raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
-                                      f"{self.name}; use scan='sequential' with it")
+        refuse_zoneout(self.name, masks)
         T, B, _ = x.shape
         H = h0.shape[1]
         xa, cache = self._x_forward(p, x, H, training, momentum, buffers)   # (T, B, Gx·H)

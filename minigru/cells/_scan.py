@@ -37,6 +37,14 @@ Dimension legend: T steps, B batch, H hidden.
 import numpy as np
 
 
+def refuse_zoneout(name, masks):
+    """The scan runs the cell's own recurrence for every step at once; zoneout's mix of old and
+    new state at each step is not written into it (on any backend): say so, by name."""
+    if masks is not None and masks.keep is not None:
+        raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
+                                  f"{name}; use scan='sequential' with it")
+
+
 def linear_scan(a, b, h0):
     """h (T, B, H) = h_1 .. h_T of h_t = a_t h_{t−1} + b_t, for a (T, B, H) > 0, b (T, B, H)
     of any sign and h0 (B, H), evaluated in log space (the module docstring)."""

@@ -38,6 +38,7 @@ from types import SimpleNamespace
 from numba import cuda
 
 from ..cells._gated_structure import EPS, require_batch_statistics
+from ..cells._scan import refuse_zoneout
 from ._blas import (colsum, copy, empty, gemm, grid_rows, load_columns, load_rows, loop_masks,
                     mul_cyclic, row_threads)
 from ._blas import time_loop, to_device
@@ -515,9 +516,7 @@ class GatedBackend:
     def _scan_forward(self, p, x, h0, training, momentum, buffers, masks):
         from ._scan import SCAN_THREADS
         cell = self.cell
-        if masks is not None and masks.keep is not None:
-            raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
-                                      f"{cell.name}; use scan='sequential' with it")
+        refuse_zoneout(cell.name, masks)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype

@@ -66,6 +66,13 @@ def _block_scan(sA, sC, A, C, k, n):
     return A, C
 
 
+@cuda.jit(device=True)
+def _column(H):
+    """This block's unit column (b, j) and this thread's place k among the block's n."""
+    col = cuda.blockIdx.x
+    return col // H, col % H, cuda.threadIdx.x, cuda.blockDim.x
+
+
 @lru_cache(maxsize=None)
 def kernels(coefficients_unit, coefficients_backward_unit, dtype):
     """The forward and backward scan kernels of one cell, for one dtype (shared memory is
@@ -78,9 +85,7 @@ def kernels(coefficients_unit, coefficients_backward_unit, dtype):
         sA = cuda.shared.array(SCAN_THREADS, nbtype)
         sC = cuda.shared.array(SCAN_THREADS, nbtype)
         T, B, H = ca.shape
-        col = cuda.blockIdx.x
-        b, j = col // H, col % H
-        k, n = cuda.threadIdx.x, cuda.blockDim.x
+        b, j, k, n = _column(H)
         lo, hi = k * T // n, (k + 1) * T // n
         A, C = ONE, ZERO                              # 1. this chunk's map
         for t in range(lo, hi):
@@ -101,9 +106,7 @@ def kernels(coefficients_unit, coefficients_backward_unit, dtype):
         sA = cuda.shared.array(SCAN_THREADS, nbtype)
         sC = cuda.shared.array(SCAN_THREADS, nbtype)
         T, B, H = ca.shape
-        col = cuda.blockIdx.x
-        b, j = col // H, col % H
-        k, n = cuda.threadIdx.x, cuda.blockDim.x
+        b, j, k, n = _column(H)
         lo, hi = (n - 1 - k) * T // n, (n - k) * T // n
         A, C = ONE, ZERO                              # g_t = α_t g_{t+1} + dy_t
         for t in range(hi - 1, lo - 1, -1):

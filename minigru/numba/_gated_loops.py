@@ -32,6 +32,7 @@ import numpy as np
 from .._aligned import huge_arrays
 from ..cells._gated_structure import EPS, require_batch_statistics
 from ..cells._point import reads
+from ..cells._scan import refuse_zoneout
 from ._glue import Entries, cell_function, compiled_cell
 from ._math import column_sums, input_projection, kernel, matmul, matmul_acc
 from ._norms import (batch_norm_columns, batch_norm_columns_backward, layer_norm_row,
@@ -656,9 +657,7 @@ class GatedBackend:
 
         from ._scan import FUSE_MAX_INPUTS, scan_forward
         cell, plan = self.cell, self.plan
-        if masks is not None and masks.keep is not None:
-            raise NotImplementedError(f"zoneout with scan='parallel' is not written yet for "
-                                      f"{cell.name}; use scan='sequential' with it")
+        refuse_zoneout(cell.name, masks)
         T, B, I = x.shape
         H = h0.shape[1]
         dtype = x.dtype

@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 
 
-def ligru(p, x, h, *, training, cell, cache):
+def batch_normed_x(p, x, H, training, cell):
+    """BN(x W) over the (T·B) rows, (T, B, 2H): ligru's and libru's x side."""
     T, B, _ = x.shape
-    H = h.shape[1]
     v = (x @ p["W"]).reshape(T * B, 2 * H)
     if training:
         running = (None, None)                        # the batch's own statistics
@@ -15,8 +15,12 @@ def ligru(p, x, h, *, training, cell, cache):
         # running statistics minigru's evaluation forward used.
         running = tuple(torch.tensor(cell.buffers[k], dtype=p["W"].dtype)
                         for k in ("running_mean", "running_var"))
-    a = F.batch_norm(v, *running, weight=p["gamma"], bias=p["beta"], training=training,
-                     eps=1e-5).reshape(T, B, 2 * H)
+    return F.batch_norm(v, *running, weight=p["gamma"], bias=p["beta"], training=training,
+                        eps=1e-5).reshape(T, B, 2 * H)
+
+
+def ligru(p, x, h, *, training, cell, cache):
+    a = batch_normed_x(p, x, h.shape[1], training, cell)
     U_z, U_n = torch.chunk(p["U"], 2, dim=-1)
     ys = []
     for a_t in a:

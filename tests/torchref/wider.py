@@ -8,6 +8,8 @@ Its softplus is ``logaddexp(v, 0)``, not ``F.softplus``, which returns ``v`` its
 import torch
 import torch.nn.functional as F
 
+from .ligru import batch_normed_x
+
 
 def minlstm(p, x, h, *, training, cell, cache):
     W_f, W_i, W_n = torch.chunk(p["W"], 3, dim=-1)
@@ -58,16 +60,7 @@ def sru(p, x, c, *, training, cell, cache):
 
 
 def libru(p, x, h, *, training, cell, cache):
-    T, B, _ = x.shape
-    H = h.shape[1]
-    v = (x @ p["W"]).reshape(T * B, 2 * H)
-    if training:
-        running = (None, None)                        # the batch's own statistics
-    else:
-        running = tuple(torch.tensor(cell.buffers[k], dtype=p["W"].dtype)
-                        for k in ("running_mean", "running_var"))
-    a = F.batch_norm(v, *running, weight=p["gamma"], bias=p["beta"], training=training,
-                     eps=1e-5).reshape(T, B, 2 * H)
+    a = batch_normed_x(p, x, h.shape[1], training, cell)       # ligru's x side
     U_z, U_n = torch.chunk(p["U"], 2, dim=-1)
     ys = []
     for a_t in a:
