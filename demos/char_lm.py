@@ -167,7 +167,7 @@ def train(cfg, text, backend, seed, progress):
         x, y = stream[k]
         # the state from chunk k - 1 continues the same rows; backward stops at this chunk
         logits, carried["state"] = lm.forward(x, carried["state"])
-        loss, dlogits = mg.losses.cross_entropy(logits, y)
+        loss, dlogits = mg.losses.cross_entropy(logits, y, backend=lm.emb.backend)
         lm.backward(dlogits)
         return loss
 

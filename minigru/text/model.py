@@ -45,7 +45,8 @@ class LanguageModel(Model):
             raise ValueError(f"tie=True shares E (vocab_size, embedding_dim) with the output layer "
                              f"(rnn output {rnn.output_size} -> vocab_size), so embedding_dim must "
                              f"equal the RNN's output size {rnn.output_size}, got {D}")
-        emb = Embedding(vocab_size, D, dtype=dtype, seed=seeds[1])
+        emb = Embedding(vocab_size, D, dtype=dtype, seed=seeds[1],    # compiled with the cell
+                        backend="numpy" if backend == "numpy" else "numba")
         if tie:
             # E starts as N(0, 1/H), the output layer's scale (the first logits are O(1)), not
             # N(0, 1) as an embedding alone would: with W = E^T it scores H-wide outputs
