@@ -171,6 +171,12 @@ def bce_with_logits(logits, target, reduction="mean", backend="numpy"):
 BACKENDS = ("numpy", "numba")
 
 
+def parts_backend(backend):
+    """The backend of the parts around a cell of ``backend`` (the losses, the embedding):
+    compiled with a compiled cell, the NumPy reference with the NumPy cell."""
+    return "numpy" if backend == "numpy" else "numba"
+
+
 def _backend(backend):
     """True for the compiled twin, False for the NumPy reference."""
     if backend not in BACKENDS:

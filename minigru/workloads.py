@@ -91,13 +91,13 @@ def _torch_models(workload, variant, cfg):
 def _minigru_models(workload, variant, backend, cfg, torch_models=None):
     """minigru's modules of the workload, from PyTorch's weights where given."""
     from . import Embedding, Linear, RNN
+    from .losses import parts_backend
     parts = parts_backend(backend)
     if torch_models is not None:
-        m = {k: (RNN.from_torch(v, backend=backend) if k == "cell" else
-                 Embedding.from_torch(v, backend=parts) if k == "embedding" else
-                 Linear.from_torch(v))
-             for k, v in torch_models.items()}
-        return m
+        return {k: (RNN.from_torch(v, backend=backend) if k == "cell" else
+                    Embedding.from_torch(v, backend=parts) if k == "embedding" else
+                    Linear.from_torch(v))
+                for k, v in torch_models.items()}
     if workload == "bytelm":
         return {"embedding": Embedding(cfg["vocab"], cfg["embed"], seed=0, backend=parts),
                 "cell": RNN(variant, cfg["embed"], cfg["H"], backend=backend, seed=1),
@@ -107,18 +107,12 @@ def _minigru_models(workload, variant, backend, cfg, torch_models=None):
             "head1": Linear(cfg["H"], cfg["keys"], seed=2)}
 
 
-def parts_backend(backend):
-    """The backend of the parts around the cell (losses, embedding): compiled with the cell,
-    the NumPy reference with the NumPy cell."""
-    return "numpy" if backend == "numpy" else "numba"
-
-
 def minigru_step_fn(workload, modules, cfg, backend):
     """One training step of minigru's model, timed part by part: ``step(batch) -> (loss,
     {part: seconds})``."""
     from . import losses
     from .optim import Adam
-    parts = parts_backend(backend)
+    parts = losses.parts_backend(backend)
     heads = [modules[k] for k in ("head1", "head2") if k in modules]
     emb, rnn = modules.get("embedding"), modules["cell"]
     params = {f"{k}.{n}": a for k, m in modules.items() for n, a in m.params.items()}

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _check
 from ..layers import Embedding, Linear
+from ..losses import parts_backend
 from ..module import Model
 from ..rnn import RNN
 
@@ -46,7 +47,7 @@ class LanguageModel(Model):
                              f"(rnn output {rnn.output_size} -> vocab_size), so embedding_dim must "
                              f"equal the RNN's output size {rnn.output_size}, got {D}")
         emb = Embedding(vocab_size, D, dtype=dtype, seed=seeds[1],    # compiled with the cell
-                        backend="numpy" if backend == "numpy" else "numba")
+                        backend=parts_backend(backend))
         if tie:
             # E starts as N(0, 1/H), the output layer's scale (the first logits are O(1)), not
             # N(0, 1) as an embedding alone would: with W = E^T it scores H-wide outputs
